@@ -1,0 +1,307 @@
+"""The compiler: a cell graph becomes pure JAX functions ``init`` and ``apply``.
+
+``compile_cell(graph)`` returns a :class:`CompiledCell`:
+
+* ``init(key, input_size, hidden_size, *, init_scale=1.0) -> params``: a dict keyed by the
+  ids of the graph's ``linear`` nodes, each ``{"W_<operand id>": kernel, "b": bias}``.
+  Kernels have flax's layout ``(in, out)`` (diag operands are vectors ``(out,)``). Entries are
+  drawn from ``U[-s, s]`` with ``s = init_scale / sqrt(hidden_size)`` (§3.8, [S1]); a
+  Linear(a, x) node gets ``a * I`` added; a bias starts at the node's ``bias_init``.
+  ``init_scale`` may be a traced value, so settings can be vmapped.
+* ``apply(params, carry, x) -> (carry, y)``: one time step, batched over leading axes;
+  ``carry`` is a tuple in the graph's ``states`` order (``(c, h)`` for the LSTM, as flax).
+* ``scan(params, carry, xs, *, unroll=1) -> (carry, ys)``: many steps over a time-major
+  ``xs`` with :func:`jax.lax.scan`. The projections of ``x`` by every linear node are
+  computed for the whole sequence in one matmul before the loop (as cuDNN does).
+* ``initial_carry(batch_shape, hidden_size)``: zeros.
+
+Speed: linear nodes that read the same operand share one matmul (``fuse=True``, as flax's
+``OptimizedLSTMCell``); the fused weights are concatenated once per ``scan``, not per step.
+
+Cache: the program is built from the graph's canonical form and cached by its structural
+hash, so a cell seen twice, even with other node ids, is traced and compiled once. Each
+``CompiledCell`` only renames parameters and reorders the carry.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import networkx as nx
+import jax.numpy as jnp
+
+from cellsearch.canon import Canonical, canonical
+from cellsearch.errors import CompileError
+from cellsearch.graph import CellGraph, edge_kind, needs_equal_widths, operands, validate, widths
+
+Params = dict[str, dict[str, jax.Array]]
+Carry = tuple[jax.Array, ...]
+
+_UNARY: dict[str, Callable] = {
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "relu": jax.nn.relu,
+    "identity": lambda v: v,
+}
+_BINARY: dict[str, Callable] = {"add": jnp.add, "mul": jnp.multiply, "sub": jnp.subtract}
+
+
+class _Program:
+    """The canonical program of one cell structure (ids from :mod:`cellsearch.canon`)."""
+
+    def __init__(self, g: CellGraph, fuse: bool):
+        self.g, self.fuse = g, fuse
+        self.order = list(g.graph["_order"])
+        self.states = tuple(g.graph["states"])
+        self.out_state = g.graph["output"]
+        self.x = "x"
+        self.equal_widths = needs_equal_widths(g)
+        self.width = widths(g)
+        self.ops = {n: g.nodes[n]["op"] for n in self.order}
+        self.args = {n: operands(g, n) for n in self.order}
+        self.linears = [n for n in self.order if self.ops[n] == "linear"]
+        # full-matrix consumers of each source node, in canonical order: one matmul each
+        self.fused: dict[str, list[str]] = {}
+        for lin in self.linears:
+            for u in self.args[lin]:
+                if edge_kind(g, u, lin) == "full":
+                    self.fused.setdefault(u, []).append(lin)
+        self.bias = {n: g.nodes[n].get("bias", True) for n in self.linears}
+        self.bias_in_x = {n: self.bias[n] and n in self.fused.get(self.x, []) for n in self.linears}
+        self.x_group = self.fused.get(self.x, [])
+
+    # -- parameters ------------------------------------------------------------------------
+
+    def init(self, key, input_size: int, hidden_size: int, init_scale=1.0) -> Params:
+        if self.equal_widths and input_size != hidden_size:
+            raise CompileError(
+                f"this cell adds x to hidden-width values, so it needs input_size == hidden_size, "
+                f"got input_size={input_size}, hidden_size={hidden_size}; embed the input to the hidden size"
+            )
+        s = init_scale / jnp.sqrt(float(hidden_size))
+        params: Params = {}
+        for k, n in enumerate(self.order):
+            if self.ops[n] != "linear":
+                continue
+            d = self.g.nodes[n]
+            nkey = jax.random.fold_in(key, k)
+            p: dict[str, jax.Array] = {}
+            for u in self.args[n]:
+                ukey = jax.random.fold_in(nkey, self.order.index(u))
+                if edge_kind(self.g, u, n) == "diag":
+                    p[f"W_{u}"] = jax.random.uniform(ukey, (hidden_size,), minval=-1.0, maxval=1.0) * s
+                    continue
+                fan_in = input_size if self.width[u] == "x" else hidden_size
+                w = jax.random.uniform(ukey, (fan_in, hidden_size), minval=-1.0, maxval=1.0) * s
+                if d.get("scale") is not None:
+                    w = w + d["scale"] * jnp.eye(fan_in, hidden_size)
+                p[f"W_{u}"] = w
+            if self.bias[n]:
+                p["b"] = jnp.full((hidden_size,), float(d.get("bias_init", 0.0)), jnp.float32)
+            params[n] = p
+        return params
+
+    def prepare(self, params: Params) -> dict[str, Any]:
+        """Concatenates the kernels that share an operand (once, outside the time loop)."""
+        prep: dict[str, Any] = {"W": {}, "b": {}, "diag": {}}
+        for u, lins in self.fused.items():
+            if self.fuse:
+                prep["W"][u] = jnp.concatenate([params[L][f"W_{u}"] for L in lins], axis=-1)
+            else:
+                prep["W"][u] = [params[L][f"W_{u}"] for L in lins]
+        if self.x_group:
+            bx = [params[L]["b"] if self.bias[L] else jnp.zeros_like(params[L][f"W_{self.x}"][0]) for L in self.x_group]
+            prep["bx"] = jnp.concatenate(bx, axis=-1)
+        for L in self.linears:
+            if self.bias[L] and not self.bias_in_x[L]:
+                prep["b"][L] = params[L]["b"]
+            for u in self.args[L]:
+                if edge_kind(self.g, u, L) == "diag":
+                    prep["diag"][(L, u)] = params[L][f"W_{u}"]
+        return prep
+
+    def _project(self, prep, u, value) -> list[jax.Array]:
+        w = prep["W"][u]
+        if self.fuse:
+            return jnp.split(value @ w, len(self.fused[u]), axis=-1)
+        return [value @ wi for wi in w]
+
+    def project_x(self, prep, x) -> jax.Array | None:
+        """``x @ W_x + b`` for every linear node that reads x, concatenated (hoistable)."""
+        if not self.x_group:
+            return None
+        if self.fuse:
+            return x @ prep["W"][self.x] + prep["bx"]
+        return jnp.concatenate([x @ w for w in prep["W"][self.x]], axis=-1) + prep["bx"]
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def step(self, prep, carry: Carry, x, xproj) -> tuple[Carry, jax.Array]:
+        v: dict[str, Any] = {self.x: x}
+        for s, c in zip(self.states, carry, strict=True):
+            v[f"{s}_prev"] = c
+        pieces: dict[tuple[str, str], jax.Array] = {}
+        if xproj is not None:
+            for L, piece in zip(self.x_group, jnp.split(xproj, len(self.x_group), axis=-1), strict=True):
+                pieces[(L, self.x)] = piece
+        new: dict[str, jax.Array] = {}
+        for n in self.order:
+            op = self.ops[n]
+            if n in v:
+                pass
+            elif op == "const":
+                v[n] = self.g.nodes[n]["value"]
+            elif op == "output":
+                new[self.g.nodes[n]["state"]] = v[self.args[n][0]]
+                continue
+            elif op == "linear":
+                total = None
+                for u in self.args[n]:
+                    if edge_kind(self.g, u, n) == "diag":
+                        term = prep["diag"][(n, u)] * v[u]
+                    else:
+                        term = pieces[(n, u)]
+                    total = term if total is None else total + term
+                if n in prep["b"]:
+                    total = total + prep["b"][n]
+                v[n] = total
+            elif op in _UNARY:
+                v[n] = _UNARY[op](v[self.args[n][0]])
+            else:
+                a, b = self.args[n]
+                v[n] = _BINARY[op](v[a], v[b])
+            if n in self.fused and n != self.x:
+                for L, piece in zip(self.fused[n], self._project(prep, n, v[n]), strict=True):
+                    pieces[(L, n)] = piece
+        ref = v[f"{self.out_state}_prev"]
+        out = tuple(jnp.broadcast_to(new[s], ref.shape).astype(ref.dtype) for s in self.states)
+        return out, out[self.states.index(self.out_state)]
+
+    def apply(self, params, carry, x):
+        prep = self.prepare(params)
+        return self.step(prep, carry, x, self.project_x(prep, x))
+
+    def scan(self, params, carry, xs, unroll: int = 1):
+        prep = self.prepare(params)
+        xproj = self.project_x(prep, xs)  # (T, ..., k*H): one big matmul before the loop
+
+        def body(c, inp):
+            x_t, p_t = inp
+            return self.step(prep, c, x_t, p_t)
+
+        return jax.lax.scan(body, carry, (xs, xproj), unroll=unroll)
+
+
+class CompiledCell(NamedTuple):
+    """Pure functions of one cell; see the module docstring.
+
+    Attributes:
+      graph: the cell graph.
+      hash: its structural hash.
+      states: state names in carry order.
+      output: the state that is also the output ``y``.
+      init, apply, scan, initial_carry: the functions.
+      program: the shared canonical program (same object for isomorphic cells).
+    """
+
+    graph: CellGraph
+    hash: str
+    states: tuple[str, ...]
+    output: str
+    init: Callable[..., Params]
+    apply: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
+    scan: Callable[..., tuple[Carry, jax.Array]]
+    initial_carry: Callable[..., Carry]
+    program: _Program
+
+    def param_count(self, input_size: int, hidden_size: int) -> int:
+        from cellsearch.graph import param_count
+
+        return param_count(self.graph, hidden_size, input_size)
+
+
+_CACHE: OrderedDict[tuple[str, bool], _Program] = OrderedDict()
+_CACHE_SIZE = 4096
+_STATS = {"hits": 0, "misses": 0}
+
+
+def _canonical_program(g: CellGraph, fuse: bool) -> tuple[Canonical, _Program]:
+    c = canonical(g)
+    key = (c.hash, fuse)
+    prog = _CACHE.get(key)
+    if prog is None:
+        _STATS["misses"] += 1
+        cg = nx.DiGraph(c.graph)
+        cg.graph["_order"] = tuple(c.graph.nodes)  # nodes were added in canonical order
+        prog = _CACHE[key] = _Program(cg, fuse)
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _STATS["hits"] += 1
+        _CACHE.move_to_end(key)
+    return c, prog
+
+
+def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
+    """Compiles a cell graph (validated first); see the module docstring.
+
+    Example::
+
+        cell = compile_cell(find_seed("LSTM"))
+        params = cell.init(jax.random.key(0), 16, 32)
+        carry = cell.initial_carry((8,), 32)
+        carry, y = cell.apply(params, carry, jnp.ones((8, 16)))
+    """
+    validate(g)
+    c, prog = _canonical_program(g, fuse)
+    nmap = c.node_map
+    inv_n = {v: k for k, v in nmap.items()}
+    states = tuple(g.graph["states"])
+    canon_pos = [prog.states.index(c.state_map[s]) for s in states]  # user state i -> canon index
+    user_pos = [states.index(next(s for s in states if c.state_map[s] == cs)) for cs in prog.states]
+
+    def to_canon(params: Params) -> Params:
+        out = {}
+        for n, p in params.items():
+            if n not in nmap:
+                raise CompileError(f"params has an entry {n!r}, which is not a linear node of the cell")
+            out[nmap[n]] = {(k if k == "b" else "W_" + nmap[k[2:]]): v for k, v in p.items()}
+        return out
+
+    def to_user(params: Params) -> Params:
+        return {
+            inv_n[n]: {(k if k == "b" else "W_" + inv_n[k[2:]]): v for k, v in p.items()}
+            for n, p in params.items()
+        }
+
+    def carry_in(carry: Sequence) -> Carry:
+        if len(carry) != len(states):
+            raise CompileError(f"carry must be a tuple of {len(states)} arrays {states}, got {len(carry)}")
+        return tuple(carry[i] for i in user_pos)
+
+    def carry_out(carry: Carry) -> Carry:
+        return tuple(carry[i] for i in canon_pos)
+
+    def init(key, input_size: int, hidden_size: int, *, init_scale=1.0) -> Params:
+        return to_user(prog.init(key, int(input_size), int(hidden_size), init_scale))
+
+    def apply(params, carry, x):
+        new, y = prog.apply(to_canon(params), carry_in(carry), x)
+        return carry_out(new), y
+
+    def scan(params, carry, xs, *, unroll: int = 1):
+        new, ys = prog.scan(to_canon(params), carry_in(carry), xs, unroll)
+        return carry_out(new), ys
+
+    def initial_carry(batch_shape: Sequence[int], hidden_size: int, dtype=jnp.float32) -> Carry:
+        return tuple(jnp.zeros((*batch_shape, hidden_size), dtype) for _ in states)
+
+    return CompiledCell(g, c.hash, states, g.graph["output"], init, apply, scan, initial_carry, prog)
+
+
+def cache_info() -> dict[str, int]:
+    """Hits, misses and size of the program cache."""
+    return {**_STATS, "size": len(_CACHE)}
