@@ -148,8 +148,12 @@ def canonical(g: CellGraph) -> Canonical:
             d["bias_init"] = float(d.get("bias_init", 0.0)) if d["bias"] else 0.0
             d.setdefault("scale", None)
         c.add_node(nmap[n], **d)
+    pos = {n: k for k, n in enumerate(order)}
     for n in order:
-        for port, u in enumerate(operands(g, n)):
+        args = operands(g, n)
+        if OPS[g.nodes[n]["op"]].commutative:  # operand order carries no meaning: sort it
+            args.sort(key=lambda u: (_edge_label(g, u, n), pos[u]))
+        for port, u in enumerate(args):
             kind = edge_kind(g, u, n)
             c.add_edge(nmap[u], nmap[n], port=port, **({"kind": kind} if kind != "full" else {}))
     doc = to_dict(c)

@@ -120,6 +120,12 @@ def cmd_mutate(args) -> int:
             print(f"#   {e.name} at {e.node}: {e.detail}")
         for line in to_equations(child):
             print(line)
+    if args.dedup:
+        from cellsearch.dedup import mutation_stream_stats
+
+        stats = mutation_stream_stats(parent, space=space, n=args.dedup, seed=args.seed)
+        print(f"\n# duplicates in a stream of {stats['children']} children: "
+              f"{stats['structural']} structural, {stats['functional']} functional, {stats['new']} new")
     return 0
 
 
@@ -152,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same children)")
     s.add_argument("-n", type=_positive_int, default=3, help="number of children")
     s.add_argument("--space", default="jozefowicz2015", help="search space for the mutation sets")
+    s.add_argument("--dedup", type=_positive_int, metavar="N", default=0,
+                   help="also mutate N times and report how many children were duplicates")
     s.set_defaults(func=cmd_mutate)
 
     _add_more_verbs(sub)

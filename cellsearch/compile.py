@@ -152,8 +152,8 @@ class _Program:
             op = self.ops[n]
             if n in v:
                 pass
-            elif op == "const":
-                v[n] = self.g.nodes[n]["value"]
+            elif op == "const":  # full hidden width, so a linear node may read it too
+                v[n] = jnp.full_like(v[f"{self.states[0]}_prev"], self.g.nodes[n]["value"])
             elif op == "output":
                 new[self.g.nodes[n]["state"]] = v[self.args[n][0]]
                 continue

@@ -92,7 +92,9 @@ def _set_activation(g: CellGraph, node: str, choice: str) -> None:
 def _redirect(g: CellGraph, old: str, new: str) -> bool:
     """Makes every consumer of ``old`` read ``new`` instead (same port and kind)."""
     for v in consumers(g, old):
-        if v == new or g.has_edge(new, v):
+        if v == new:  # the replacement itself reads old (rule 6 with "ancestor_and_node")
+            continue
+        if g.has_edge(new, v):
             return False
         data = dict(g.edges[old, v])
         g.remove_edge(old, v)

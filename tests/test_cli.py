@@ -1,0 +1,61 @@
+"""The first CLI verbs, run in-process through ``main``."""
+
+from __future__ import annotations
+
+import json
+
+from cellsearch.cli import main
+from cellsearch.graph import save
+from cellsearch.spaces import find_seed
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_seeds_lists_counts(capsys):
+    code, out, _ = run(capsys, "seeds", "--hidden", "10")
+    assert code == 0
+    assert any(line.split()[:1] == ["LSTM"] and line.split()[-1] == "840" for line in out.splitlines())
+    code, out, _ = run(capsys, "seeds", "--space", "greff2015")
+    assert "CIFG" in out and "FGR" in out
+
+
+def test_show_seed_in_each_format(capsys, tmp_path):
+    code, out, _ = run(capsys, "show", "LSTM")
+    assert code == 0 and "c' = f * c + i * g" in out
+    code, out, _ = run(capsys, "show", "GRU", "--format", "dot")
+    assert out.startswith('digraph "GRU"')
+    code, out, _ = run(capsys, "show", "MUT1", "--format", "json")
+    assert json.loads(out)["name"] == "MUT1"
+
+
+def test_show_graph_file_and_malformed_file(capsys, tmp_path):
+    path = tmp_path / "cell.json"
+    save(find_seed("MUT3"), str(path))
+    code, out, _ = run(capsys, "show", "--graph", str(path))
+    assert code == 0 and "z = sigm(" in out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"states": ["h"], "nodes": [{"id": "x", "op": "input"}, {"id": "a", "op": "gelu", "inputs": ["x"]}]}')
+    code, out, err = run(capsys, "show", "--graph", str(bad))
+    assert code == 2
+    assert err.count("\n") == 1 and "gelu" in err and str(bad) in err
+    code, _, err = run(capsys, "show", "--graph", str(tmp_path / "missing.json"))
+    assert code == 2 and "cannot read cell file" in err
+
+
+def test_unknown_seed_exits_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "show", "NOPE")
+    assert code == 2 and "no seed cell named 'NOPE'" in err
+
+
+def test_mutate_prints_children_with_edits(capsys):
+    code, out, _ = run(capsys, "mutate", "LSTM", "--seed", "3", "-n", "2", "--dedup", "20")
+    assert code == 0
+    assert out.count("## child") == 2 and "#   " in out
+    assert "duplicates in a stream of 20 children" in out
+    _, again, _ = run(capsys, "mutate", "LSTM", "--seed", "3", "-n", "2")
+    assert again.split("# duplicates")[0].strip() == out.split("\n# duplicates")[0].strip()
