@@ -1,0 +1,87 @@
+"""Hyperparameters of one training run, their sampler, and sizing cells by parameter budget.
+
+The paper sampled initialisation scale, learning rate, maximum gradient norm, number of
+layers and number of parameters (§3.8, [S1]); the value sets are not known, so the grids
+below are ours ([I], from ``jozefowicz2015.md`` §3.8) and are settings of
+:class:`HParamSpace`. The hidden size is derived from the parameter budget per cell, so
+cells compare at (nearly) equal size. This module imports nothing from JAX.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+from cellsearch.errors import ConfigError
+from cellsearch.graph import CellGraph, param_count_coefficients
+
+
+@dataclass(frozen=True)
+class HParams:
+    """One setting. ``param_budget`` counts the recurrent parameters of all layers (the
+    embedding and readout are excluded); ``seed`` seeds the parameter initialisation."""
+
+    init_scale: float = 1.0
+    learning_rate: float = 0.5
+    max_grad_norm: float = 5.0
+    layers: int = 1
+    param_budget: int = 20_000
+    seed: int = 0
+
+    def key(self) -> str:
+        """A stable id of the setting (JSON of its fields)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HParams:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown hyperparameter(s) {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class HParamSpace:
+    """Finite grids to sample settings from (the paper's grid was finite, §3.1)."""
+
+    init_scale: tuple[float, ...] = (0.3, 0.5, 0.7, 1.0, 1.4, 2.0)
+    learning_rate: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 3.0)  # plain SGD; 3.0 helps small cells
+    max_grad_norm: tuple[float, ...] = (1.0, 2.5, 5.0, 10.0, 20.0)
+    layers: tuple[int, ...] = (1, 2, 3, 4)
+    param_budget: tuple[int, ...] = (20_000,)
+
+    def sample(self, rng: np.random.Generator, n: int, *, seed_base: int = 0) -> list[HParams]:
+        """``n`` settings drawn uniformly and independently from the grids."""
+        out = []
+        for k in range(n):
+            pick = {f.name: getattr(self, f.name)[rng.integers(len(getattr(self, f.name)))]
+                    for f in fields(self)}
+            out.append(HParams(**{k2: (float(v) if isinstance(v, float) else int(v)) for k2, v in pick.items()},
+                               seed=seed_base + k))
+        return out
+
+    def grid_size(self) -> int:
+        return math.prod(len(getattr(self, f.name)) for f in fields(self))
+
+    def with_(self, **changes) -> HParamSpace:
+        return replace(self, **changes)
+
+
+def hidden_size(g: CellGraph, budget: int, layers: int, *, minimum: int = 4) -> int:
+    """The largest ``n`` with ``layers * (a n^2 + b n) <= budget`` for the cell's ``a n^2 + b n``
+    recurrent parameters per layer (input width = hidden width).
+
+    >>> from search_spaces.jozefowicz2015 import SEEDS
+    >>> hidden_size(SEEDS["LSTM"](), 8 * 50**2 + 4 * 50, 1)
+    50
+    """
+    a, b = param_count_coefficients(g)
+    per_layer = budget / layers
+    if a == 0:
+        return max(minimum, int(per_layer // max(b, 1)))
+    n = (-b + math.sqrt(b * b + 4 * a * per_layer)) / (2 * a)
+    return max(minimum, int(math.floor(n + 1e-9)))

@@ -1,0 +1,76 @@
+"""The sequence model around a cell: input embedding, layers of the cell, readout.
+
+Inputs are embedded to the hidden size (so MUT1/MUT2, which add raw ``x`` to hidden-width
+values, always fit, §2.5 [I]); dense inputs (piano rolls) get an affine map instead. Every
+layer runs the compiled cell with :func:`jax.lax.scan` from a zero state; the readout is an
+affine map to the output classes (softmax) or notes (Bernoulli). All parameters start in
+``U[-s, s]`` with ``s = init_scale / sqrt(hidden)`` (§3.8 [S1]).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from cellsearch.compile import CompiledCell
+from cellsearch.tasks.base import TaskSpec
+
+
+def init_model(key, cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, init_scale=1.0):
+    """Parameters ``{"embed", "layers": [cell params...], "out"}``; ``init_scale`` may be traced."""
+    s = init_scale / jnp.sqrt(float(hidden))
+    k_emb, k_out, k_cells = jax.random.split(key, 3)
+    u = lambda k, shape: jax.random.uniform(k, shape, minval=-1.0, maxval=1.0) * s  # noqa: E731
+    embed = {"W": u(k_emb, (spec.vocab_size, hidden))}
+    if spec.dense_input:
+        embed["b"] = jnp.zeros((hidden,))
+    return {
+        "embed": embed,
+        "layers": [cell.init(jax.random.fold_in(k_cells, l), hidden, hidden, init_scale=init_scale)
+                   for l in range(layers)],
+        "out": {"W": u(k_out, (hidden, spec.output_size)), "b": jnp.zeros((spec.output_size,))},
+    }
+
+
+def apply_model(cell: CompiledCell, params, inputs, spec: TaskSpec, *, unroll: int = 1):
+    """Logits ``(B, T, output_size)`` for inputs ``(B, T)`` tokens or ``(B, T, D)`` vectors."""
+    if spec.dense_input:
+        x = inputs @ params["embed"]["W"] + params["embed"]["b"]
+    else:
+        x = params["embed"]["W"][inputs]  # (B, T, H)
+    xs = jnp.swapaxes(x, 0, 1)  # (T, B, H): scan over time
+    hidden = xs.shape[-1]
+    for p in params["layers"]:
+        _, xs = cell.scan(p, cell.initial_carry(xs.shape[1:2], hidden, xs.dtype), xs, unroll=unroll)
+    ys = jnp.swapaxes(xs, 0, 1)  # (B, T, H)
+    return ys @ params["out"]["W"] + params["out"]["b"]
+
+
+def metric_sums(cell: CompiledCell, params, batch, spec: TaskSpec, *, unroll: int = 1):
+    """Sums over scored positions: ``nll``, ``correct``, ``count`` and the same on ``mask2``."""
+    return sums_from_logits(apply_model(cell, params, batch.inputs, spec, unroll=unroll), batch, spec)
+
+
+def sums_from_logits(logits, batch, spec: TaskSpec):
+    """The sums of :func:`metric_sums` for given logits ``(B, T, classes)``."""
+    if spec.output == "bernoulli":
+        nll = optax.sigmoid_binary_cross_entropy(logits, batch.targets).sum(-1)  # per step, 88 notes
+        correct = jnp.all((logits > 0) == (batch.targets > 0.5), axis=-1).astype(jnp.float32)
+    else:
+        nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets)
+        correct = (jnp.argmax(logits, -1) == batch.targets).astype(jnp.float32)
+    m, m2 = batch.mask, batch.mask2
+    return {
+        "nll": (nll * m).sum(),
+        "correct": (correct * m).sum(),
+        "count": m.sum(),
+        "correct2": (correct * m2).sum(),
+        "count2": m2.sum(),
+    }
+
+
+def loss_fn(cell: CompiledCell, params, batch, spec: TaskSpec, *, unroll: int = 1):
+    """Mean NLL per scored position."""
+    s = metric_sums(cell, params, batch, spec, unroll=unroll)
+    return s["nll"] / jnp.maximum(s["count"], 1.0)

@@ -1,0 +1,323 @@
+"""Training and evaluating a cell on a task, many hyperparameter settings at once.
+
+``train_and_evaluate(graph, task, settings, config)`` trains every setting and returns one
+:class:`EvalResult` each. Settings that share a shape (layers and hidden size) train in
+**one compiled program**: parameters get a leading axis and ``jax.vmap`` runs them together,
+with learning rate, gradient clip and init scale as traced per-member values. Programs are
+cached by (cell structure, task shape, sizes), so a cell seen again is not recompiled; with
+:func:`enable_compilation_cache` the cache also survives the process.
+
+Optimiser: SGD with gradient-norm clipping (``optax.clip_by_global_norm`` then
+``optax.sgd``), as implied by the paper's "max gradient norm" (§3.7 [I]).
+
+Schedules (``TrainConfig.schedule``):
+
+* ``"fixed"``: ``steps`` steps, validation at the end (and every ``eval_every`` steps);
+* ``"paper"`` (§3.7 [P]): epochs of ``steps_per_epoch`` steps; when validation has not
+  improved for ``patience`` (3) epochs, halve the learning rate every epoch for
+  ``decay_epochs`` (4) more epochs, then stop; at most ``max_epochs``.
+
+A member whose loss turns NaN/inf or exceeds ``diverge_factor * log(classes)`` stops with
+status ``"diverged"``; it is a result, never an exception. Its parameters are left at their
+last finite values and the other members go on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from cellsearch.compile import CompiledCell, compile_cell
+from cellsearch.errors import ConfigError
+from cellsearch.graph import CellGraph
+from cellsearch.hparams import HParams, hidden_size
+from cellsearch.model import init_model, loss_fn, metric_sums
+from cellsearch.tasks.base import Batch, Task, TaskSpec, stack
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one evaluation.
+
+    Attributes:
+      steps: step budget (``"fixed"``) or the cap on steps (``"paper"``).
+      batch_size: rows per step (20 in the paper, §3.7 [S1]).
+      schedule: ``"fixed"`` or ``"paper"``.
+      steps_per_epoch: epoch length for ``"paper"`` (an epoch of synthetic data is arbitrary, [I]).
+      patience, decay_epochs: the paper's 3 and 4 (§3.7 [P]).
+      eval_every: with ``"fixed"``, validate every N steps too (0: only at the end).
+      chunk: steps per compiled call (fewer host round trips).
+      diverge_factor: loss above ``diverge_factor * log(classes)`` counts as diverged.
+      unroll: ``lax.scan`` unroll of the time loop.
+      data_seed: seed of the training batches (shared by all settings, so they see the same data).
+      eval_split: ``"valid"`` or ``"test"``.
+    """
+
+    steps: int = 500
+    batch_size: int = 20
+    schedule: str = "fixed"
+    steps_per_epoch: int = 100
+    patience: int = 3
+    decay_epochs: int = 4
+    eval_every: int = 0
+    chunk: int = 25
+    diverge_factor: float = 3.0
+    unroll: int = 1
+    data_seed: int = 0
+    eval_split: str = "valid"
+
+    def __post_init__(self):
+        if self.schedule not in ("fixed", "paper"):
+            raise ConfigError(f"schedule must be 'fixed' or 'paper', got {self.schedule!r}")
+        for name in ("steps", "batch_size", "chunk", "steps_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+class EvalResult(NamedTuple):
+    """The outcome of one setting: ``status`` is ``"ok"`` or ``"diverged"``; ``score`` is the
+    task's higher-is-better metric at the best validation point (0.0 if diverged)."""
+
+    hparams: HParams
+    status: str
+    score: float
+    metrics: dict[str, float]
+    steps: int
+    wall_s: float
+    compile_s: float
+
+
+# ----------------------------------------------------------------------------- persistent cache
+
+
+def enable_compilation_cache(path: str | None = None) -> str:
+    """Turns on JAX's persistent compilation cache (every program, however fast to compile).
+
+    The cache is trusted input: keep it private to one user. Default
+    ``$CELLSEARCH_COMPILE_CACHE`` or ``~/.cache/cellsearch/jax``.
+    """
+    path = path or os.environ.get("CELLSEARCH_COMPILE_CACHE") or os.path.expanduser("~/.cache/cellsearch/jax")
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return path
+
+
+# ----------------------------------------------------------------------------- programs
+
+
+class _Programs(NamedTuple):
+    init: Any
+    train: Any
+    evaluate: Any
+
+
+_PROGRAMS: dict[tuple, _Programs] = {}
+_COMPILED: dict[tuple, Any] = {}  # (program key, fn name, K) -> AOT-compiled executable
+
+
+def _make_programs(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, unroll: int) -> _Programs:
+    def init_one(key, init_scale):
+        return init_model(key, cell, spec, hidden, layers, init_scale)
+
+    def train_member(p, lr, clip, active, batch):
+        loss, grads = jax.value_and_grad(lambda q: loss_fn(cell, q, batch, spec, unroll=unroll))(p)
+        opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr))
+        updates, _ = opt.update(grads, opt.init(p), p)
+        new = optax.apply_updates(p, updates)
+        ok = active & jnp.isfinite(loss)
+        new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, p)  # a bad step changes nothing
+        return new, loss
+
+    def train_chunk(params, lr, clip, active, batches):
+        def step(ps, batch):
+            return jax.vmap(train_member, in_axes=(0, 0, 0, 0, None))(ps, lr, clip, active, batch)
+
+        return jax.lax.scan(step, params, batches)  # losses: (chunk, K)
+
+    def evaluate(params, batch):
+        return jax.vmap(lambda p: metric_sums(cell, p, batch, spec, unroll=unroll))(params)
+
+    return _Programs(jax.jit(jax.vmap(init_one)), jax.jit(train_chunk, donate_argnums=0), jax.jit(evaluate))
+
+
+def _compiled(pkey: tuple, name: str, fn, *args) -> tuple[Any, float]:
+    """AOT-compiles ``fn`` for ``args``' shapes once; returns it and the compile seconds."""
+    k = (pkey, name, tuple((np.shape(x), str(x.dtype)) for x in jax.tree.leaves(args)))
+    if k in _COMPILED:
+        return _COMPILED[k], 0.0
+    t = time.perf_counter()
+    exe = fn.lower(*args).compile()
+    _COMPILED[k] = exe
+    return exe, time.perf_counter() - t
+
+
+def programs_for(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, unroll: int):
+    key = (cell.hash, spec, hidden, layers, unroll)
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = _make_programs(cell, spec, hidden, layers, unroll)
+    return key, _PROGRAMS[key]
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def summarize(sums: dict[str, float], spec: TaskSpec) -> dict[str, float]:
+    """Turns metric sums into ``accuracy``, ``nll`` (per scored position), ``perplexity``,
+    ``closing_accuracy`` (when a second mask is used) and ``score``."""
+    count = max(sums["count"], 1.0)
+    nll = sums["nll"] / count
+    out = {"nll": nll, "accuracy": sums["correct"] / count}
+    if spec.output == "softmax":
+        out["perplexity"] = math.exp(min(nll, 700.0))
+    if sums.get("count2", 0) > 0:
+        out["closing_accuracy"] = sums["correct2"] / sums["count2"]
+    out["score"] = out["accuracy"] if spec.score == "accuracy" else math.exp(-nll) if math.isfinite(nll) else 0.0
+    return out
+
+
+def _evaluate(exe, params, batches: list[Batch], spec: TaskSpec, k: int) -> list[dict[str, float]]:
+    totals = None
+    for b in batches:
+        s = jax.device_get(exe(params, b))
+        totals = s if totals is None else {n: totals[n] + s[n] for n in s}
+    return [summarize({n: float(v[i]) for n, v in totals.items()}, spec) for i in range(k)]
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class _Member:
+    lr: float
+    best: dict[str, float] | None = None
+    since_best: int = 0
+    decay_left: int = -1  # -1: not decaying yet
+    status: str = "ok"
+    active: bool = True
+    steps: int = 0
+    history: list[float] = field(default_factory=list)
+
+
+def _schedule_epoch(m: _Member, metrics: dict[str, float], cfg: TrainConfig) -> None:
+    """§3.7: 3 epochs without improvement, then halve the rate each epoch for 4 more, then stop."""
+    m.history.append(metrics["score"])
+    if m.best is None or metrics["score"] > m.best["score"]:
+        m.best, m.since_best = metrics, 0
+    else:
+        m.since_best += 1
+    if cfg.schedule != "paper":
+        return
+    if m.decay_left < 0 and m.since_best >= cfg.patience:
+        m.decay_left = cfg.decay_epochs
+    if m.decay_left == 0:
+        m.active = False
+    elif m.decay_left > 0:
+        m.lr /= 2
+        m.decay_left -= 1
+
+
+def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: TrainConfig,
+                 on_steps: Callable[[int], None] | None) -> list[EvalResult]:
+    spec = task.spec
+    k = len(group)
+    t0 = time.perf_counter()
+    pkey, progs = programs_for(cell, spec, hidden, group[0].layers, cfg.unroll)
+    keys = jnp.stack([jax.random.key(h.seed) for h in group])
+    scales = jnp.asarray([h.init_scale for h in group], jnp.float32)
+    init, c0 = _compiled(pkey, "init", progs.init, keys, scales)
+    params = init(keys, scales)
+    members = [_Member(lr=h.learning_rate) for h in group]
+    clip = jnp.asarray([h.max_grad_norm for h in group], jnp.float32)
+    rng = np.random.default_rng([cfg.data_seed, sum(map(ord, spec.name))])
+    eval_batches = task.eval_batches(cfg.eval_split)
+    limit = cfg.diverge_factor * math.log(max(spec.output_size, 2)) * (88 if spec.output == "bernoulli" else 1)
+    epoch = cfg.steps_per_epoch if cfg.schedule == "paper" else (cfg.eval_every or cfg.steps)
+    compile_s, done = c0, 0
+    train = evaluate = None
+    while done < cfg.steps and any(m.active for m in members):
+        n = min(cfg.chunk, cfg.steps - done, epoch - done % epoch)
+        batches = stack([task.train_batch(rng, cfg.batch_size) for _ in range(n)])
+        lr = jnp.asarray([m.lr for m in members], jnp.float32)
+        active = jnp.asarray([m.active for m in members])
+        train, c = _compiled(pkey, f"train{n}", progs.train, params, lr, clip, active, batches)
+        compile_s += c
+        params, losses = train(params, lr, clip, active, batches)
+        losses = np.asarray(losses)  # (n, K)
+        done += n
+        for i, m in enumerate(members):
+            if not m.active:
+                continue
+            m.steps += n
+            bad = ~np.isfinite(losses[:, i]) | (losses[:, i] > limit)
+            if bad.any():
+                m.status, m.active = "diverged", False
+        if on_steps:
+            on_steps(n * k)
+        if done % epoch == 0 or done == cfg.steps:
+            evaluate, c = _compiled(pkey, "eval", progs.evaluate, params, eval_batches[0])
+            compile_s += c
+            for m, met in zip(members, _evaluate(evaluate, params, eval_batches, spec, k), strict=True):
+                if m.active:
+                    _schedule_epoch(m, met, cfg)
+    wall = time.perf_counter() - t0
+    out = []
+    for h, m in zip(group, members, strict=True):
+        if m.status == "diverged" or m.best is None:
+            metrics = {"score": 0.0}
+            status, score = ("diverged" if m.status == "diverged" else "ok"), 0.0
+        else:
+            metrics, status, score = m.best, "ok", m.best["score"]
+        out.append(EvalResult(h, status, float(score), metrics, m.steps, wall / k, compile_s / k))
+    return out
+
+
+def train_and_evaluate(
+    graph: CellGraph | CompiledCell,
+    task: Task,
+    settings: Sequence[HParams],
+    config: TrainConfig = TrainConfig(),
+    *,
+    on_steps: Callable[[int], None] | None = None,
+) -> list[EvalResult]:
+    """Trains ``graph`` on ``task`` under every setting and evaluates it on validation.
+
+    Settings of the same shape train together, vmapped, in one compiled program.
+
+    Args:
+      graph: a cell graph (or an already compiled cell).
+      task: a task from :func:`cellsearch.tasks.make_task`.
+      settings: the hyperparameter settings.
+      config: the training schedule.
+      on_steps: called with the number of (setting x step) units done after each chunk.
+
+    Returns:
+      One :class:`EvalResult` per setting, in order.
+    """
+    cell = graph if isinstance(graph, CompiledCell) else compile_cell(graph)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, h in enumerate(settings):
+        if h.layers < 1:
+            raise ConfigError(f"layers must be >= 1, got {h.layers}")
+        n = hidden_size(cell.graph, h.param_budget, h.layers)
+        groups.setdefault((h.layers, n), []).append(i)
+    results: list[EvalResult | None] = [None] * len(settings)
+    for (_, n), idx in groups.items():
+        for i, r in zip(idx, _train_group(cell, task, [settings[i] for i in idx], n, config, on_steps), strict=True):
+            results[i] = r._replace(metrics={**r.metrics, "hidden": n})
+    return results  # type: ignore[return-value]
+
+
+def result_to_dict(r: EvalResult) -> dict[str, Any]:
+    return {"hparams": asdict(r.hparams), "status": r.status, "score": r.score, "metrics": r.metrics,
+            "steps": r.steps, "wall_s": r.wall_s, "compile_s": r.compile_s}

@@ -1,0 +1,102 @@
+"""Training: vmapped settings equal separate runs; divergence is a status; schedules; sizing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellsearch.errors import ConfigError
+from cellsearch.graph import param_count
+from cellsearch.hparams import HParams, HParamSpace, hidden_size
+from cellsearch.spaces import find_seed
+from cellsearch.tasks import make_task
+from cellsearch.train import TrainConfig, _Member, _schedule_epoch, train_and_evaluate
+
+CFG = TrainConfig(steps=40, batch_size=8, chunk=20)
+
+
+def settings(n=3, **kw):
+    base = dict(init_scale=1.0, max_grad_norm=5.0, layers=1, param_budget=1500)
+    base.update(kw)
+    return [HParams(learning_rate=lr, seed=i, **base) for i, lr in enumerate([0.3, 1.0, 2.0][:n])]
+
+
+def test_vmapped_settings_equal_separate_runs():
+    task = make_task("memorize")
+    g = find_seed("GRU")
+    together = train_and_evaluate(g, task, settings(), CFG)
+    for h, r in zip(settings(), together, strict=True):
+        (alone,) = train_and_evaluate(g, task, [h], CFG)
+        assert alone.status == r.status == "ok"
+        for k in ("nll", "accuracy", "score"):
+            assert alone.metrics[k] == pytest.approx(r.metrics[k], rel=1e-4, abs=1e-6), k
+
+
+def test_divergence_is_recorded_not_raised():
+    task = make_task("arithmetic", max_digits=2)
+    hs = settings(2)
+    hs[1] = HParams(init_scale=2.0, learning_rate=1e6, max_grad_norm=1e9, layers=1, param_budget=1500, seed=1)
+    ok, bad = train_and_evaluate(find_seed("Tanh"), task, hs, CFG)
+    assert bad.status == "diverged" and bad.score == 0.0
+    assert ok.status == "ok" and np.isfinite(ok.metrics["nll"])
+
+
+def test_mixed_shapes_are_grouped_and_results_keep_order():
+    task = make_task("memorize")
+    hs = settings(2) + [HParams(learning_rate=1.0, layers=2, param_budget=1500, seed=9)]
+    rs = train_and_evaluate(find_seed("LSTM"), task, hs, CFG)
+    assert [r.hparams for r in rs] == hs
+    assert rs[2].metrics["hidden"] < rs[0].metrics["hidden"]
+
+
+def test_loss_falls_on_memorize():
+    task = make_task("memorize")
+    (r0,) = train_and_evaluate(find_seed("GRU"), task, settings(1, param_budget=3000), TrainConfig(steps=1, batch_size=16))
+    (r1,) = train_and_evaluate(find_seed("GRU"), task, [HParams(learning_rate=2.0, param_budget=3000)],
+                               TrainConfig(steps=300, batch_size=16, chunk=50))
+    assert r1.metrics["nll"] < r0.metrics["nll"] - 0.3
+
+
+def test_paper_schedule_halves_then_stops():
+    cfg = TrainConfig(schedule="paper", patience=3, decay_epochs=4)
+    m = _Member(lr=1.0)
+    scores = [0.5, 0.6, 0.6, 0.6, 0.6] + [0.1] * 10
+    lrs = []
+    for s in scores:
+        if not m.active:
+            break
+        _schedule_epoch(m, {"score": s}, cfg)
+        lrs.append(m.lr)
+    assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125, 0.0625, 0.0625]
+    assert not m.active and m.best["score"] == 0.6
+
+
+def test_paper_schedule_runs_end_to_end():
+    cfg = TrainConfig(schedule="paper", steps=400, steps_per_epoch=20, batch_size=8, chunk=20)
+    (r,) = train_and_evaluate(find_seed("Tanh"), make_task("memorize"), [HParams(learning_rate=0.01, param_budget=500)], cfg)
+    assert r.status == "ok" and r.steps <= 400
+
+
+def test_hidden_size_respects_budget_per_cell():
+    for name in ("LSTM", "GRU", "MUT1", "Tanh"):
+        g = find_seed(name)
+        for budget in (1000, 20_000, 5_000_000):
+            for layers in (1, 3):
+                n = hidden_size(g, budget, layers)
+                assert layers * param_count(g, n) <= budget < layers * param_count(g, n + 1)
+
+
+def test_sampler_stays_on_the_grid_and_is_seeded():
+    space = HParamSpace()
+    a = space.sample(np.random.default_rng(0), 50)
+    assert a == space.sample(np.random.default_rng(0), 50)
+    for h in a:
+        assert h.learning_rate in space.learning_rate and h.layers in space.layers
+        assert h.init_scale in space.init_scale and h.max_grad_norm in space.max_grad_norm
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ConfigError, match="schedule must be"):
+        TrainConfig(schedule="cosine")
+    with pytest.raises(ConfigError, match="unknown hyperparameter"):
+        HParams.from_dict({"lr": 1.0})
