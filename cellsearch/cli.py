@@ -167,10 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_more_verbs(sub) -> None:
-    try:
-        from cellsearch import cli_run
-    except ImportError:  # pragma: no cover
-        return
+    from cellsearch import cli_run
+
     cli_run.add_verbs(sub, _positive_int, _positive_float)
 
 

@@ -14,6 +14,8 @@
   ``xs`` with :func:`jax.lax.scan`. The projections of ``x`` by every linear node are
   computed for the whole sequence in one matmul before the loop (as cuDNN does).
 * ``initial_carry(batch_shape, hidden_size)``: zeros.
+* ``init_numpy(seed, input_size, hidden_size, *, init_scale=1.0)``: ``init``'s layout drawn
+  with NumPy on the host, which needs no compilation (the trainer uses it).
 
 Speed: linear nodes that read the same operand share one matmul (``fuse=True``, as flax's
 ``OptimizedLSTMCell``); the fused weights are concatenated once per ``scan``, not per step.
@@ -30,8 +32,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
-import networkx as nx
 import jax.numpy as jnp
+import networkx as nx
+import numpy as np
 
 from cellsearch.canon import Canonical, canonical
 from cellsearch.errors import CompileError
@@ -75,34 +78,50 @@ class _Program:
 
     # -- parameters ------------------------------------------------------------------------
 
-    def init(self, key, input_size: int, hidden_size: int, init_scale=1.0) -> Params:
+    def _init_with(self, draw, xp, input_size: int, hidden_size: int, init_scale) -> Params:
+        """Parameters with ``draw(shape, (node index, operand index))`` giving ``U[-1, 1]`` draws."""
         if self.equal_widths and input_size != hidden_size:
             raise CompileError(
                 f"this cell adds x to hidden-width values, so it needs input_size == hidden_size, "
                 f"got input_size={input_size}, hidden_size={hidden_size}; embed the input to the hidden size"
             )
-        s = init_scale / jnp.sqrt(float(hidden_size))
+        s = init_scale / np.sqrt(float(hidden_size))
         params: Params = {}
         for k, n in enumerate(self.order):
             if self.ops[n] != "linear":
                 continue
             d = self.g.nodes[n]
-            nkey = jax.random.fold_in(key, k)
-            p: dict[str, jax.Array] = {}
+            p: dict[str, Any] = {}
             for u in self.args[n]:
-                ukey = jax.random.fold_in(nkey, self.order.index(u))
+                idx = (k, self.order.index(u))
                 if edge_kind(self.g, u, n) == "diag":
-                    p[f"W_{u}"] = jax.random.uniform(ukey, (hidden_size,), minval=-1.0, maxval=1.0) * s
+                    p[f"W_{u}"] = draw((hidden_size,), idx) * s
                     continue
                 fan_in = input_size if self.width[u] == "x" else hidden_size
-                w = jax.random.uniform(ukey, (fan_in, hidden_size), minval=-1.0, maxval=1.0) * s
+                w = draw((fan_in, hidden_size), idx) * s
                 if d.get("scale") is not None:
-                    w = w + d["scale"] * jnp.eye(fan_in, hidden_size)
+                    w = w + d["scale"] * xp.eye(fan_in, hidden_size, dtype=xp.float32)
                 p[f"W_{u}"] = w
             if self.bias[n]:
-                p["b"] = jnp.full((hidden_size,), float(d.get("bias_init", 0.0)), jnp.float32)
+                p["b"] = xp.full((hidden_size,), float(d.get("bias_init", 0.0)), xp.float32)
             params[n] = p
         return params
+
+    def init(self, key, input_size: int, hidden_size: int, init_scale=1.0) -> Params:
+        def draw(shape, idx):
+            k = jax.random.fold_in(jax.random.fold_in(key, idx[0]), idx[1])
+            return jax.random.uniform(k, shape, minval=-1.0, maxval=1.0)
+
+        return self._init_with(draw, jnp, input_size, hidden_size, init_scale)
+
+    def init_numpy(self, seed, input_size: int, hidden_size: int, init_scale: float = 1.0) -> Params:
+        """The same layout drawn on the host with NumPy (no compilation at all)."""
+        base = tuple(np.atleast_1d(seed).tolist())
+
+        def draw(shape, idx):
+            return np.random.default_rng((*base, *idx)).uniform(-1.0, 1.0, shape).astype(np.float32)
+
+        return self._init_with(draw, np, input_size, hidden_size, np.float32(init_scale))
 
     def prepare(self, params: Params) -> dict[str, Any]:
         """Concatenates the kernels that share an operand (once, outside the time loop)."""
@@ -212,6 +231,7 @@ class CompiledCell(NamedTuple):
     states: tuple[str, ...]
     output: str
     init: Callable[..., Params]
+    init_numpy: Callable[..., Params]
     apply: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
     scan: Callable[..., tuple[Carry, jax.Array]]
     initial_carry: Callable[..., Carry]
@@ -288,6 +308,9 @@ def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
     def init(key, input_size: int, hidden_size: int, *, init_scale=1.0) -> Params:
         return to_user(prog.init(key, int(input_size), int(hidden_size), init_scale))
 
+    def init_numpy(seed, input_size: int, hidden_size: int, *, init_scale: float = 1.0) -> Params:
+        return to_user(prog.init_numpy(seed, int(input_size), int(hidden_size), init_scale))
+
     def apply(params, carry, x):
         new, y = prog.apply(to_canon(params), carry_in(carry), x)
         return carry_out(new), y
@@ -299,7 +322,7 @@ def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
     def initial_carry(batch_shape: Sequence[int], hidden_size: int, dtype=jnp.float32) -> Carry:
         return tuple(jnp.zeros((*batch_shape, hidden_size), dtype) for _ in states)
 
-    return CompiledCell(g, c.hash, states, g.graph["output"], init, apply, scan, initial_carry, prog)
+    return CompiledCell(g, c.hash, states, g.graph["output"], init, init_numpy, apply, scan, initial_carry, prog)
 
 
 def cache_info() -> dict[str, int]:

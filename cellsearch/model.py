@@ -4,32 +4,35 @@ Inputs are embedded to the hidden size (so MUT1/MUT2, which add raw ``x`` to hid
 values, always fit, §2.5 [I]); dense inputs (piano rolls) get an affine map instead. Every
 layer runs the compiled cell with :func:`jax.lax.scan` from a zero state; the readout is an
 affine map to the output classes (softmax) or notes (Bernoulli). All parameters start in
-``U[-s, s]`` with ``s = init_scale / sqrt(hidden)`` (§3.8 [S1]).
+``U[-s, s]`` with ``s = init_scale / sqrt(hidden)`` (§3.8 [S1]); biases start at zero (or a
+node's ``bias_init``).
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from cellsearch.compile import CompiledCell
 from cellsearch.tasks.base import TaskSpec
 
 
-def init_model(key, cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, init_scale=1.0):
-    """Parameters ``{"embed", "layers": [cell params...], "out"}``; ``init_scale`` may be traced."""
-    s = init_scale / jnp.sqrt(float(hidden))
-    k_emb, k_out, k_cells = jax.random.split(key, 3)
-    u = lambda k, shape: jax.random.uniform(k, shape, minval=-1.0, maxval=1.0) * s  # noqa: E731
-    embed = {"W": u(k_emb, (spec.vocab_size, hidden))}
+def init_model(seed: int, cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, init_scale: float = 1.0):
+    """Parameters ``{"embed", "layers": [cell params...], "out"}``, drawn with NumPy from ``seed``
+    (host-side: a new cell costs no compilation to initialise)."""
+    s = np.float32(init_scale / np.sqrt(float(hidden)))
+
+    def u(tag, shape):
+        return (np.random.default_rng((seed, tag)).uniform(-1.0, 1.0, shape) * s).astype(np.float32)
+
+    embed = {"W": u(0, (spec.vocab_size, hidden))}
     if spec.dense_input:
-        embed["b"] = jnp.zeros((hidden,))
+        embed["b"] = np.zeros((hidden,), np.float32)
     return {
         "embed": embed,
-        "layers": [cell.init(jax.random.fold_in(k_cells, l), hidden, hidden, init_scale=init_scale)
-                   for l in range(layers)],
-        "out": {"W": u(k_out, (hidden, spec.output_size)), "b": jnp.zeros((spec.output_size,))},
+        "layers": [cell.init_numpy((seed, 2, l), hidden, hidden, init_scale=init_scale) for l in range(layers)],
+        "out": {"W": u(1, (hidden, spec.output_size)), "b": np.zeros((spec.output_size,), np.float32)},
     }
 
 

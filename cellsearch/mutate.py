@@ -275,6 +275,7 @@ def mutate(
     rng: np.random.Generator,
     space: SearchSpace,
     max_attempts: int = 200,
+    max_rate: float = 1.0,
 ) -> tuple[CellGraph, list[AppliedMutation]]:
     """Draws one valid child of ``g`` that differs from it (§3.5).
 
@@ -283,6 +284,8 @@ def mutate(
       rng: the source of every random draw.
       space: the search space (activation and binary-op sets, mutations, operand rule).
       max_attempts: resamples before giving up.
+      max_rate: ``p`` is drawn from ``U[0, max_rate]``; the paper's is 1 ([S1+M]); lower values
+        give children closer to their parents.
 
     Returns:
       ``(child, edits)``: the frozen child and the edits that made it.
@@ -294,7 +297,7 @@ def mutate(
     order = list(nx.lexicographical_topological_sort(g))
     last = "no edit applied"
     for _ in range(max_attempts):
-        p = rng.uniform()
+        p = rng.uniform(0.0, max_rate)
         child: CellGraph = g
         edits: list[AppliedMutation] = []
         for node in order:

@@ -117,7 +117,6 @@ def enable_compilation_cache(path: str | None = None) -> str:
 
 
 class _Programs(NamedTuple):
-    init: Any
     train: Any
     evaluate: Any
 
@@ -127,9 +126,6 @@ _COMPILED: dict[tuple, Any] = {}  # (program key, fn name, K) -> AOT-compiled ex
 
 
 def _make_programs(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, unroll: int) -> _Programs:
-    def init_one(key, init_scale):
-        return init_model(key, cell, spec, hidden, layers, init_scale)
-
     def train_member(p, lr, clip, active, batch):
         loss, grads = jax.value_and_grad(lambda q: loss_fn(cell, q, batch, spec, unroll=unroll))(p)
         opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr))
@@ -148,7 +144,7 @@ def _make_programs(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int,
     def evaluate(params, batch):
         return jax.vmap(lambda p: metric_sums(cell, p, batch, spec, unroll=unroll))(params)
 
-    return _Programs(jax.jit(jax.vmap(init_one)), jax.jit(train_chunk, donate_argnums=0), jax.jit(evaluate))
+    return _Programs(jax.jit(train_chunk, donate_argnums=0), jax.jit(evaluate))
 
 
 def _compiled(pkey: tuple, name: str, fn, *args) -> tuple[Any, float]:
@@ -233,17 +229,16 @@ def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: T
     k = len(group)
     t0 = time.perf_counter()
     pkey, progs = programs_for(cell, spec, hidden, group[0].layers, cfg.unroll)
-    keys = jnp.stack([jax.random.key(h.seed) for h in group])
-    scales = jnp.asarray([h.init_scale for h in group], jnp.float32)
-    init, c0 = _compiled(pkey, "init", progs.init, keys, scales)
-    params = init(keys, scales)
+    # host-side init (NumPy, no compilation), stacked along the settings axis
+    each = [init_model(h.seed, cell, spec, hidden, h.layers, h.init_scale) for h in group]
+    params = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *each)
     members = [_Member(lr=h.learning_rate) for h in group]
     clip = jnp.asarray([h.max_grad_norm for h in group], jnp.float32)
     rng = np.random.default_rng([cfg.data_seed, sum(map(ord, spec.name))])
     eval_batches = task.eval_batches(cfg.eval_split)
     limit = cfg.diverge_factor * math.log(max(spec.output_size, 2)) * (88 if spec.output == "bernoulli" else 1)
     epoch = cfg.steps_per_epoch if cfg.schedule == "paper" else (cfg.eval_every or cfg.steps)
-    compile_s, done = c0, 0
+    compile_s, done = 0.0, 0
     train = evaluate = None
     while done < cfg.steps and any(m.active for m in members):
         n = min(cfg.chunk, cfg.steps - done, epoch - done % epoch)

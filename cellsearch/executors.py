@@ -1,0 +1,174 @@
+"""Where evaluation jobs run: in-process, in a pool of local processes, or on a Ray cluster.
+
+A job is a plain dict (cell JSON, task name and options, settings, training config), so it
+pickles cheaply; :func:`run_job` turns it into a list of result dicts and never raises: a
+crash becomes results with status ``"error"`` and the message. Only the search driver writes
+the store; executors just return results.
+
+Interface: ``submit(job) -> handle``, ``wait() -> (handle, results)`` for some finished job,
+``close()``.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict
+from typing import Any
+
+from cellsearch.errors import ConfigError
+
+_TASK_CACHE: dict[str, Any] = {}
+
+
+def _task(name: str, options: dict):
+    from cellsearch.tasks import make_task
+
+    key = f"{name}:{sorted(options.items())}"
+    if key not in _TASK_CACHE:
+        _TASK_CACHE[key] = make_task(name, **options)
+    return _TASK_CACHE[key]
+
+
+def run_job(job: dict) -> list[dict]:
+    """Trains one cell on one task under the job's settings; never raises."""
+    from cellsearch.graph import from_json
+    from cellsearch.hparams import HParams
+    from cellsearch.train import TrainConfig, train_and_evaluate
+
+    settings = [HParams(**h) for h in job["settings"]]
+    try:
+        results = train_and_evaluate(from_json(job["graph"]), _task(job["task"], job["task_options"]),
+                                     settings, TrainConfig(**job["train"]))
+        return [{"hparams": asdict(r.hparams), "hp_key": r.hparams.key(), "status": r.status, "score": r.score,
+                 "metrics": r.metrics, "wall_s": r.wall_s, "compile_s": r.compile_s} for r in results]
+    except Exception as e:  # a crashing candidate is a result, not the end of the search
+        msg = f"{type(e).__name__}: {e}"
+        detail = traceback.format_exc(limit=3)
+        return [{"hparams": asdict(h), "hp_key": h.key(), "status": "error", "score": 0.0,
+                 "metrics": {"error": msg, "traceback": detail}, "wall_s": 0.0, "compile_s": 0.0} for h in settings]
+
+
+def _worker_init(cache_dir: str | None) -> None:
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if cache_dir:
+        from cellsearch.train import enable_compilation_cache
+
+        enable_compilation_cache(cache_dir)
+
+
+class InlineExecutor:
+    """Runs each job in this process when submitted (the default; one worker)."""
+
+    def __init__(self):
+        self._done: deque = deque()
+        self._n = 0
+
+    def submit(self, job: dict):
+        self._n += 1
+        self._done.append((self._n, run_job(job)))
+        return self._n
+
+    def wait(self):
+        return self._done.popleft()
+
+    def close(self):
+        pass
+
+
+class ProcessExecutor:
+    """``workers`` local processes (spawned, so each has its own JAX runtime)."""
+
+    def __init__(self, workers: int, cache_dir: str | None = None):
+        import multiprocessing as mp
+
+        self._args = (workers, cache_dir)
+        self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                         initializer=_worker_init, initargs=(cache_dir,))
+        self._futures: dict = {}
+
+    def submit(self, job: dict):
+        fut = self._pool.submit(run_job, job)
+        self._futures[fut] = job
+        return fut
+
+    def wait(self):
+        done, _ = wait_futures(list(self._futures), return_when=FIRST_COMPLETED)
+        fut = next(iter(done))
+        job = self._futures.pop(fut)
+        try:
+            return fut, fut.result()
+        except BrokenProcessPool as e:  # a worker died (e.g. out of memory): record it, restart the pool
+            self._restart()
+            return fut, _error_results(job, f"worker process died: {e}")
+
+    def _restart(self) -> None:
+        import multiprocessing as mp
+
+        if getattr(self._pool, "_broken", False):
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            workers, cache_dir = self._args
+            self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                             initializer=_worker_init, initargs=(cache_dir,))
+
+    def close(self):
+        self._pool.shutdown(cancel_futures=True)
+
+
+def _error_results(job: dict, msg: str) -> list[dict]:
+    from cellsearch.hparams import HParams
+
+    hs = [HParams(**h) for h in job["settings"]]
+    return [{"hparams": asdict(h), "hp_key": h.key(), "status": "error", "score": 0.0, "metrics": {"error": msg},
+             "wall_s": 0.0, "compile_s": 0.0} for h in hs]
+
+
+class RayExecutor:
+    """Sends jobs to a Ray cluster as remote tasks (``ray start --head``; ``address`` as for
+    ``ray.init``, e.g. ``"auto"``, or ``None`` for a local instance). Needs the ``ray`` extra."""
+
+    def __init__(self, workers: int, address: str | None = None, cache_dir: str | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--backend ray needs Ray: pip install 'cellsearch[ray]'") from None
+        self.ray = ray
+        if not ray.is_initialized():
+            kwargs = {"address": address} if address else {"num_cpus": max(workers, 1)}
+            ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False, **kwargs)
+        self._remote = ray.remote(num_cpus=1)(_ray_job).options(max_retries=1)
+        self._cache_dir = cache_dir
+        self._refs: dict = {}
+
+    def submit(self, job: dict):
+        ref = self._remote.remote(job, self._cache_dir)
+        self._refs[ref] = job
+        return ref
+
+    def wait(self):
+        (ref,), _ = self.ray.wait(list(self._refs), num_returns=1)
+        job = self._refs.pop(ref)
+        try:
+            return ref, self.ray.get(ref)
+        except Exception as e:  # the task or its worker failed
+            return ref, _error_results(job, f"ray task failed: {e}")
+
+    def close(self):
+        pass
+
+
+def _ray_job(job: dict, cache_dir: str | None) -> list[dict]:
+    _worker_init(cache_dir)
+    return run_job(job)
+
+
+def make_executor(backend: str, workers: int, *, address: str | None = None, cache_dir: str | None = None):
+    if backend == "local":
+        return InlineExecutor() if workers == 1 else ProcessExecutor(workers, cache_dir)
+    if backend == "ray":
+        return RayExecutor(workers, address, cache_dir)
+    raise ConfigError(f"backend must be 'local' or 'ray', got {backend!r}")

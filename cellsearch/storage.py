@@ -1,0 +1,288 @@
+"""The search store: one SQLite file holds every cell, evaluation, step and the pool.
+
+Tables (``schema_version`` 1):
+
+* ``meta(key, value)``: schema version, the search's settings (JSON), creation time.
+* ``cells(id, hash, graph, functional_hash, parent, edits, origin, status, score, step, created_at)``:
+  every cell ever proposed, with its lineage (parent hash and the edits that made it) and its
+  fate (``seed``, ``duplicate``, ``filtered``, ``hurdle``, ``scored``, ``error``).
+* ``evaluations(cell_hash, task, hp_key, hparams, seed, metrics, score, status, wall_s,
+  compile_s, step, created_at)``: one row per (cell, task, setting), unique, so a resumed
+  search looks results up instead of training again.
+* ``steps(step, kind, cell_hash, outcome, detail, created_at)``: each finished search step.
+* ``pool(cell_hash, added_step)``: the current pool (top-N, or the aging population).
+
+The database runs in WAL mode and every result is written in its own transaction, so a
+``kill -9`` loses at most the evaluation in flight. Only one search may write a store at a
+time: :class:`Store` takes an exclusive ``flock`` on ``<db>.lock`` (released by the OS when
+the process dies) and raises :class:`~cellsearch.errors.StorageError` if another holds it.
+
+This module imports nothing from JAX.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from cellsearch.errors import StorageError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cells (
+  id INTEGER PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  graph TEXT NOT NULL,
+  functional_hash TEXT,
+  parent TEXT,
+  edits TEXT NOT NULL DEFAULT '[]',
+  origin TEXT NOT NULL,
+  status TEXT NOT NULL,
+  score REAL,
+  step INTEGER,
+  created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cells_fhash ON cells(functional_hash);
+CREATE TABLE IF NOT EXISTS evaluations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  cell_hash TEXT NOT NULL,
+  task TEXT NOT NULL,
+  hp_key TEXT NOT NULL,
+  hparams TEXT NOT NULL,
+  seed INTEGER NOT NULL,
+  metrics TEXT NOT NULL,
+  score REAL NOT NULL,
+  status TEXT NOT NULL,
+  wall_s REAL NOT NULL,
+  compile_s REAL NOT NULL,
+  step INTEGER,
+  created_at REAL NOT NULL,
+  UNIQUE(cell_hash, task, hp_key)
+);
+CREATE INDEX IF NOT EXISTS evaluations_cell ON evaluations(cell_hash, task);
+CREATE TABLE IF NOT EXISTS steps (
+  step INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,
+  cell_hash TEXT,
+  outcome TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT '{}',
+  created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pool (cell_hash TEXT PRIMARY KEY, added_step INTEGER NOT NULL);
+"""
+
+
+class Store:
+    """An open search store. Use as a context manager, or call :meth:`close`.
+
+    Args:
+      path: the SQLite file (created if missing).
+      write: take the writer's lock (a search); readers (``top``, ``show``) pass ``False``.
+    """
+
+    def __init__(self, path: str, *, write: bool = True):
+        self.path = path
+        self._lock = None
+        if not write and not os.path.exists(path):
+            raise StorageError(f"no search store at {path!r}; run `cellsearch search --db {path}` first")
+        if write:
+            self._take_lock()
+        try:
+            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            if write:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                with self.tx():
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        self.conn.execute(statement)
+                    self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
+            version = self.meta("schema_version")
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise StorageError(f"{path!r} is not a cellsearch store (SQLite says: {e})") from None
+        if version is None or int(version) > SCHEMA_VERSION:
+            self.close()
+            raise StorageError(f"{path!r} has schema version {version}; this cellsearch reads up to {SCHEMA_VERSION}")
+
+    # -- locking and transactions -------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        lock_path = self.path + ".lock"
+        f = open(lock_path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or "another process"
+            f.close()
+            raise StorageError(
+                f"the store {self.path!r} is in use by another search ({who}); two searches cannot write "
+                "one store at once: wait for it to finish, stop it, or pass another --db"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.flush()
+        self._lock = f
+
+    def tx(self):
+        """A transaction: ``with store.tx(): ...`` commits on success, rolls back on error."""
+        return _Tx(self.conn)
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+            self.conn = None
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- meta ----------------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx():
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- cells ---------------------------------------------------------------------------------
+
+    def add_cell(self, hash_: str, graph_json: str, *, functional_hash: str | None, parent: str | None,
+                 edits: list[dict], origin: str, status: str, step: int | None) -> None:
+        with self.tx():
+            self.conn.execute(
+                "INSERT OR IGNORE INTO cells (hash, graph, functional_hash, parent, edits, origin, status, step,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (hash_, graph_json, functional_hash, parent, json.dumps(edits), origin, status, step, time.time()),
+            )
+
+    def set_cell_status(self, hash_: str, status: str, score: float | None = None) -> None:
+        self.conn.execute("UPDATE cells SET status=?, score=? WHERE hash=?", (status, score, hash_))
+
+    def cell(self, ref: str) -> sqlite3.Row | None:
+        """A cell by numeric id, full hash or unique hash prefix."""
+        if ref.isdigit():
+            row = self.conn.execute("SELECT * FROM cells WHERE id=?", (int(ref),)).fetchone()
+            if row is not None:
+                return row
+        rows = self.conn.execute("SELECT * FROM cells WHERE hash LIKE ?", (ref + "%",)).fetchall()
+        if len(rows) > 1:
+            raise StorageError(f"hash prefix {ref!r} matches {len(rows)} cells; give more characters")
+        return rows[0] if rows else None
+
+    def has_structure(self, hash_: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM cells WHERE hash=?", (hash_,)).fetchone() is not None
+
+    def functional_twin(self, fhash: str) -> str | None:
+        row = self.conn.execute("SELECT hash FROM cells WHERE functional_hash=? AND status != 'duplicate' LIMIT 1",
+                                (fhash,)).fetchone()
+        return None if row is None else row[0]
+
+    def cells(self, where: str = "1", params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(f"SELECT * FROM cells WHERE {where} ORDER BY id", tuple(params)).fetchall()
+
+    # -- evaluations ---------------------------------------------------------------------------
+
+    def add_evaluations(self, cell_hash: str, task: str, results: list[dict], step: int | None) -> None:
+        """Writes the results of one job (one transaction)."""
+        with self.tx():
+            for r in results:
+                hp = r["hparams"]
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO evaluations (cell_hash, task, hp_key, hparams, seed, metrics, score, status,"
+                    " wall_s, compile_s, step, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (cell_hash, task, r["hp_key"], json.dumps(hp, sort_keys=True), hp.get("seed", 0),
+                     json.dumps(r["metrics"]), float(r["score"]), r["status"], float(r["wall_s"]),
+                     float(r["compile_s"]), step, time.time()),
+                )
+
+    def evaluations(self, cell_hash: str, task: str | None = None) -> list[dict]:
+        q = "SELECT * FROM evaluations WHERE cell_hash=?" + (" AND task=?" if task else "") + " ORDER BY id"
+        rows = self.conn.execute(q, (cell_hash, task) if task else (cell_hash,)).fetchall()
+        return [{"task": r["task"], "hp_key": r["hp_key"], "hparams": json.loads(r["hparams"]),
+                 "metrics": json.loads(r["metrics"]), "score": r["score"], "status": r["status"],
+                 "wall_s": r["wall_s"], "compile_s": r["compile_s"]} for r in rows]
+
+    def done_keys(self, cell_hash: str, task: str, before_step: int | None = None) -> set[str]:
+        """Settings already evaluated for this cell and task (by steps before ``before_step``)."""
+        q = "SELECT hp_key FROM evaluations WHERE cell_hash=? AND task=?"
+        args: tuple = (cell_hash, task)
+        if before_step is not None:
+            q += " AND step < ?"
+            args += (before_step,)
+        return {r[0] for r in self.conn.execute(q, args)}
+
+    def all_errors(self, cell_hash: str, task: str) -> bool:
+        """True if the cell has evaluations on the task and every one crashed."""
+        row = self.conn.execute("SELECT COUNT(*), SUM(status='error') FROM evaluations WHERE cell_hash=? AND task=?",
+                                (cell_hash, task)).fetchone()
+        return row[0] > 0 and row[0] == row[1]
+
+    def best(self, cell_hash: str, task: str) -> float | None:
+        row = self.conn.execute("SELECT MAX(CASE WHEN status='ok' THEN score ELSE 0 END), COUNT(*) FROM evaluations"
+                                " WHERE cell_hash=? AND task=?", (cell_hash, task)).fetchone()
+        return None if row[1] == 0 else float(row[0])
+
+    # -- steps and pool ------------------------------------------------------------------------
+
+    def finished_steps(self) -> set[int]:
+        return {r[0] for r in self.conn.execute("SELECT step FROM steps")}
+
+    def finish_step(self, step: int, kind: str, cell_hash: str | None, outcome: str, detail: dict,
+                    cell_status: tuple[str, float | None] | None = None,
+                    pool_add: Iterable[str] = (), pool_remove: Iterable[str] = ()) -> None:
+        """Records a finished step, the cell's fate and the pool change in one transaction."""
+        with self.tx():
+            if cell_status and cell_hash:
+                self.set_cell_status(cell_hash, *cell_status)
+            for h in pool_remove:
+                self.conn.execute("DELETE FROM pool WHERE cell_hash=?", (h,))
+            for h in pool_add:
+                self.conn.execute("INSERT OR IGNORE INTO pool VALUES (?, ?)", (h, step))
+            self.conn.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?)",
+                              (step, kind, cell_hash, outcome, json.dumps(detail), time.time()))
+
+    def pool(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT cell_hash FROM pool ORDER BY added_step, cell_hash")]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT kind, outcome, COUNT(*) FROM steps GROUP BY kind, outcome").fetchall()
+        return {f"{k}:{o}": n for k, o, n in rows}
+
+
+class _Tx:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def __enter__(self):
+        if self.conn.in_transaction:
+            self.nested = True
+            return self
+        self.nested = False
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type, *rest):
+        if self.nested:
+            return False
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        return False

@@ -1,0 +1,206 @@
+"""The search: scoring math, pool updates, staged filter, strategies, determinism, resume."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from cellsearch.errors import ConfigError, StorageError
+from cellsearch.search import Search, SearchConfig, leaderboard, quick_config, run_search
+from cellsearch.storage import Store
+from cellsearch.strategies import AgingStrategy, PaperStrategy, RandomStrategy
+from tests.search_helpers import tiny_config
+
+
+def fake_result(score, status="ok", **hp):
+    from dataclasses import asdict
+
+    from cellsearch.hparams import HParams
+
+    h = HParams(**hp)
+    return {"hparams": asdict(h), "hp_key": h.key(), "status": status, "score": score, "metrics": {"score": score},
+            "wall_s": 0.1, "compile_s": 0.0}
+
+
+def test_score_is_min_over_tasks_of_ratio_to_baseline(tmp_path):
+    cfg = tiny_config()
+    with Store(str(tmp_path / "s.db")) as st:
+        st.set_meta("config", cfg.to_json())
+        s = Search(cfg, st)
+        base, cell = s.baseline, "c" * 16
+        st.add_evaluations(base, "arithmetic", [fake_result(0.5), fake_result(0.8, seed=1)], 0)
+        st.add_evaluations(base, "xml", [fake_result(0.4)], 0)
+        assert s.score(cell) is None  # not evaluated
+        st.add_evaluations(cell, "arithmetic", [fake_result(0.88), fake_result(float("nan"), "diverged", seed=2)], 1)
+        assert s.score(cell) is None  # xml missing
+        st.add_evaluations(cell, "xml", [fake_result(0.3), fake_result(0.9, "diverged", seed=3)], 1)
+        # best arithmetic 0.88 / 0.8 = 1.1; best xml 0.3 / 0.4 = 0.75 (a diverged run counts as 0)
+        assert s.score(cell) == pytest.approx(0.75)
+        assert s.score(base) == pytest.approx(1.0)
+
+
+class FakeView:
+    def __init__(self, scores):
+        self.scores = scores
+
+    def pool(self):
+        return list(self.scores)
+
+    def pool_scores(self):
+        return dict(self.scores)
+
+    def seed_hashes(self):
+        return ["lstm", "gru"]
+
+
+def test_paper_pool_keeps_the_top_n():
+    st = PaperStrategy(pool_size=3)
+    assert st.admit(FakeView({"a": 1.0, "b": 0.5}), "new", 0.1) == (["new"], [])
+    assert st.admit(FakeView({"a": 1.0, "b": 0.5, "c": 0.7}), "new", 0.6) == (["new"], ["b"])
+    assert st.admit(FakeView({"a": 1.0, "b": 0.5, "c": 0.7}), "new", 0.4) == ([], [])
+
+
+def test_strategies_propose_from_their_pools():
+    rng = np.random.default_rng(0)
+    view = FakeView({"a": 1.0, "b": 0.2, "c": 0.1})
+    kinds = {PaperStrategy(reeval_prob=0.5).propose(view, rng)[0] for _ in range(50)}
+    assert kinds == {"reeval", "child"}
+    for _ in range(20):
+        kind, parent, n = AgingStrategy(sample_size=3).propose(view, rng)
+        assert (kind, parent) == ("child", "a")  # the best of a full sample
+        kind, parent, n = RandomStrategy(walk=3).propose(view, rng)
+        assert parent in ("lstm", "gru") and 1 <= n <= 3
+    assert AgingStrategy(population=3).admit(view, "new", 0.0) == (["new"], ["a"])  # the oldest leaves
+
+
+def test_tiny_search_end_to_end_and_staged_filter(tmp_path):
+    db = str(tmp_path / "s.db")
+    summary = run_search(tiny_config(), db)
+    assert summary.children == 3 and summary.steps >= 5
+    with Store(db, write=False) as st:
+        n = st.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        assert n == summary.evaluations == summary.new_evaluations
+        statuses = {r["status"] for r in st.cells()}
+        assert "seed" in statuses
+        board = leaderboard(st, k=5)
+        assert board and board[0]["score"] >= board[-1]["score"]
+    # a filter nobody passes stops every child after one evaluation
+    db2 = str(tmp_path / "f.db")
+    run_search(tiny_config(filter_threshold=1.01, reeval_prob=0.0), db2)
+    with Store(db2, write=False) as st:
+        outcomes = [r[0] for r in st.conn.execute("SELECT outcome FROM steps WHERE kind='child'")]
+        assert outcomes and set(outcomes) <= {"filtered", "duplicate"}
+        for r in st.cells("status='filtered'"):
+            assert {e["task"] for e in st.evaluations(r["hash"])} == {"memorize"}
+    # an impossible hurdle stops them after the first task
+    db3 = str(tmp_path / "h.db")
+    run_search(tiny_config(hurdle=100.0, reeval_prob=0.0), db3)
+    with Store(db3, write=False) as st:
+        for r in st.cells("status='hurdle'"):
+            assert {e["task"] for e in st.evaluations(r["hash"])} == {"memorize", "arithmetic"}
+        assert st.cells("status='hurdle'")
+
+
+def dump(db):
+    """Store contents without timing fields."""
+    con = sqlite3.connect(db)
+    out = {
+        "cells": con.execute("SELECT id, hash, graph, functional_hash, parent, edits, origin, status, score, step FROM cells ORDER BY id").fetchall(),
+        "evals": con.execute("SELECT cell_hash, task, hp_key, metrics, score, status FROM evaluations ORDER BY cell_hash, task, hp_key").fetchall(),
+        "steps": con.execute("SELECT step, kind, cell_hash, outcome, detail FROM steps ORDER BY step").fetchall(),
+        "pool": con.execute("SELECT * FROM pool ORDER BY cell_hash").fetchall(),
+    }
+    con.close()
+    # metrics hold wall-clock-free numbers only, but compare them parsed to ignore key order
+    out["evals"] = [(a, b, c, json.loads(d), e, f) for a, b, c, d, e, f in out["evals"]]
+    return out
+
+
+def test_same_seed_same_store(tmp_path):
+    a, b = str(tmp_path / "a.db"), str(tmp_path / "b.db")
+    run_search(tiny_config(strategy="aging"), a)
+    run_search(tiny_config(strategy="aging"), b)
+    assert dump(a) == dump(b)
+
+
+def test_resume_after_a_crash_between_two_evaluations(tmp_path, monkeypatch):
+    full, cut = str(tmp_path / "full.db"), str(tmp_path / "cut.db")
+    run_search(tiny_config(), full)
+    import cellsearch.storage as storage
+
+    real = storage.Store.add_evaluations
+    calls = {"n": 0}
+
+    def crashing(self, *args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt("simulated crash")
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(storage.Store, "add_evaluations", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(tiny_config(), cut)
+    monkeypatch.setattr(storage.Store, "add_evaluations", real)
+    before = dump(cut)
+    assert len(before["evals"]) > 0
+    summary = run_search(tiny_config(), cut)
+    after = dump(cut)
+    assert all(e in after["evals"] for e in before["evals"])  # nothing finished is lost
+    assert summary.new_evaluations == len(after["evals"]) - len(before["evals"])  # none repeated
+    assert after == dump(full)  # and the search is the one it would have been
+
+
+def test_two_searches_cannot_share_a_store(tmp_path):
+    db = str(tmp_path / "s.db")
+    with Store(db):
+        with pytest.raises(StorageError, match="in use by another search"):
+            Store(db)
+        with pytest.raises(StorageError, match="in use by another search"):
+            run_search(tiny_config(), db)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    db = str(tmp_path / "s.db")
+    run_search(tiny_config(candidates=1), db)
+    with pytest.raises(StorageError, match="other settings \\(seed differ"):
+        run_search(tiny_config(candidates=1, seed=5), db)
+    run_search(tiny_config(candidates=2), db)  # a bigger budget is fine
+
+
+def test_crashing_candidate_is_recorded_and_search_goes_on(tmp_path, monkeypatch):
+    import cellsearch.train as train
+
+    orig = train.train_and_evaluate
+
+    def flaky(graph, task, settings, config, **kw):
+        if task.spec.name == "memorize":
+            raise RuntimeError("boom")
+        return orig(graph, task, settings, config, **kw)
+
+    monkeypatch.setattr(train, "train_and_evaluate", flaky)
+    db = str(tmp_path / "s.db")
+    summary = run_search(tiny_config(candidates=2, reeval_prob=0.0), db)
+    assert summary.children == 2
+    with Store(db, write=False) as st:
+        errs = st.conn.execute("SELECT metrics FROM evaluations WHERE status='error'").fetchall()
+        assert errs and "RuntimeError: boom" in errs[0][0]
+        assert {r["status"] for r in st.cells("origin='mutation'")} <= {"error", "duplicate"}
+
+
+def test_bad_settings_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="strategy must be one of"):
+        SearchConfig(strategy="annealing")
+    with pytest.raises(ConfigError, match="unknown task 'chess'"):
+        SearchConfig(tasks=("chess",))
+    with pytest.raises(StorageError, match="not a cellsearch store"):
+        p = tmp_path / "x.db"
+        p.write_text("hello, not sqlite" * 100)
+        Store(str(p))
+
+
+def test_config_json_round_trip():
+    for cfg in (SearchConfig(), quick_config(), tiny_config(strategy="random")):
+        assert SearchConfig.from_json(cfg.to_json()) == cfg
