@@ -1,0 +1,136 @@
+"""The search CLI in subprocesses: search, top, show, export, and kill -9 losing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cellsearch.cli import main
+from cellsearch.graph import load
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--space", "tiny", "--tasks", "arithmetic", "--settings-per-task", "2", "--steps", "6",
+        "--filter-steps", "3", "--no-compile-cache"]
+
+
+def cli(*argv, cwd, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}
+    return subprocess.run([sys.executable, "-m", "cellsearch", *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def count(db, table):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("search")
+    r = cli("search", *TINY, "--candidates", "3", "--db", "s.db", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_search_top_show_export(tiny_store, capsys):
+    db = str(tiny_store / "s.db")
+    assert main(["top", "--db", db, "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:4] == ["rank", "id", "hash", "score"]
+    best_id = out.splitlines()[1].split()[1]
+    assert main(["show", best_id, "--db", db]) == 0
+    shown = capsys.readouterr().out
+    assert "# metrics" in shown and "# lineage" in shown and "h' =" in shown
+    assert main(["show", best_id, "--db", db, "--format", "dot"]) == 0
+    assert capsys.readouterr().out.startswith("digraph")
+    out_json = tiny_store / "cell.json"
+    assert main(["export", best_id, "--db", db, "-o", str(out_json)]) == 0
+    g = load(str(out_json))
+    from cellsearch.export import GraphCell
+
+    GraphCell.from_graph(g, features=8)  # loads into the flax module
+    assert main(["show", "ffffffffffff", "--db", db]) == 2
+
+
+def test_search_lineage_goes_back_to_a_seed(tiny_store, capsys):
+    db = str(tiny_store / "s.db")
+    con = sqlite3.connect(db)
+    child = con.execute("SELECT id FROM cells WHERE origin='mutation' LIMIT 1").fetchone()
+    con.close()
+    if child is None:
+        pytest.skip("every child was a duplicate")
+    assert main(["show", str(child[0]), "--db", db]) == 0
+    lineage = capsys.readouterr().out.split("# lineage")[1]
+    assert "seed:" in lineage and "mutation" in lineage
+
+
+def test_kill_9_mid_search_loses_nothing(tmp_path):
+    # a persistent compilation cache makes the resumed run quick (and is exercised too)
+    args = ["search", *TINY[:-1], "--compile-cache", str(tmp_path / "jax-cache"), "--candidates", "4", "--db", "k.db"]
+    proc = subprocess.Popen([sys.executable, "-m", "cellsearch", *args], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = str(tmp_path / "k.db")
+    deadline = time.time() + 240
+    while time.time() < deadline and count(db, "evaluations") < 5:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert count(db, "evaluations") >= 5, "the search did not get far enough to be killed midway"
+    con = sqlite3.connect(db)
+    before = con.execute("SELECT cell_hash, task, hp_key, metrics, created_at FROM evaluations").fetchall()
+    con.close()
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(db)
+    after = con.execute("SELECT cell_hash, task, hp_key, metrics, created_at FROM evaluations").fetchall()
+    children = con.execute("SELECT COUNT(*) FROM steps WHERE kind='child' AND outcome NOT IN ('duplicate', 'mutation_failed')").fetchone()[0]
+    con.close()
+    assert set(before) <= set(after)  # every finished evaluation kept, untouched
+    assert children == 4
+    # a second search on the same store at the same time is refused
+    lock = subprocess.Popen([sys.executable, "-c", "import time; from cellsearch.storage import Store; s=Store('k.db'); "
+                             "print('locked', flush=True); time.sleep(30)"], cwd=tmp_path, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE)
+    assert lock.stdout.readline().strip() == "locked"
+    r = cli(*args, cwd=tmp_path)
+    lock.kill()
+    lock.wait()
+    lock.stdout.close()
+    assert r.returncode == 2 and "in use by another search" in r.stderr
+
+
+def test_bad_cli_values_exit_2(tmp_path):
+    r = cli("search", "--workers", "0", cwd=tmp_path)
+    assert r.returncode == 2 and "positive integer" in r.stderr
+    r = cli("search", "--tasks", "arithmetic,chess", "--db", "x.db", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown task 'chess'" in r.stderr
+    r = cli("top", "--db", "missing.db", cwd=tmp_path)
+    assert r.returncode == 2 and "no search store" in r.stderr
+    assert json.loads(cli("show", "GRU", "--format", "json", cwd=tmp_path).stdout)["name"] == "GRU"
+
+
+@pytest.mark.ray
+def test_ray_backend_on_a_local_instance(tmp_path):
+    pytest.importorskip("ray")
+    from cellsearch.search import run_search
+    from tests.search_helpers import tiny_config
+
+    summary = run_search(tiny_config(candidates=2), str(tmp_path / "r.db"), workers=2, backend="ray")
+    assert summary.children == 2 and summary.evaluations > 0
+    import ray
+
+    ray.shutdown()
