@@ -10,9 +10,10 @@
   ``init_scale`` may be a traced value, so settings can be vmapped.
 * ``apply(params, carry, x) -> (carry, y)``: one time step, batched over leading axes;
   ``carry`` is a tuple in the graph's ``states`` order (``(c, h)`` for the LSTM, as flax).
-* ``scan(params, carry, xs, *, unroll=1) -> (carry, ys)``: many steps over a time-major
-  ``xs`` with :func:`jax.lax.scan`. The projections of ``x`` by every linear node are
-  computed for the whole sequence in one matmul before the loop (as cuDNN does).
+* ``scan(params, carry, xs, *, unroll=1, hoist=None) -> (carry, ys)``: many steps over a
+  time-major ``xs`` with :func:`jax.lax.scan`. With ``hoist`` the projections of ``x`` by every
+  linear node are computed for the whole sequence in one matmul before the loop (as cuDNN
+  does); by default on accelerators only (:func:`default_hoist`).
 * ``initial_carry(batch_shape, hidden_size)``: zeros.
 * ``init_numpy(seed, input_size, hidden_size, *, init_scale=1.0)``: ``init``'s layout drawn
   with NumPy on the host, which needs no compilation (the trainer uses it).
@@ -66,15 +67,24 @@ class _Program:
         self.ops = {n: g.nodes[n]["op"] for n in self.order}
         self.args = {n: operands(g, n) for n in self.order}
         self.linears = [n for n in self.order if self.ops[n] == "linear"]
-        # full-matrix consumers of each source node, in canonical order: one matmul each
-        self.fused: dict[str, list[str]] = {}
+        pos = {n: k for k, n in enumerate(self.order)}
+        # Linear nodes with the same full-matrix operands form a group (the LSTM's i, f, g, o):
+        # their products are summed at full width and split once, as flax's OptimizedLSTMCell.
+        self.groups: dict[tuple[str, ...], list[str]] = {}
         for lin in self.linears:
-            for u in self.args[lin]:
-                if edge_kind(g, u, lin) == "full":
-                    self.fused.setdefault(u, []).append(lin)
+            sig = tuple(sorted((u for u in self.args[lin] if edge_kind(g, u, lin) == "full"), key=pos.__getitem__))
+            if sig:
+                self.groups.setdefault(sig, []).append(lin)
+        self.group_of = {L: sig for sig, lins in self.groups.items() for L in lins}
+        # each source's consumers, group by group: one matmul per source, groups contiguous
+        self.fused: dict[str, list[str]] = {}
+        for sig, lins in self.groups.items():
+            for u in sig:
+                self.fused.setdefault(u, []).extend(lins)
+        self.offset = {(u, sig): self.fused[u].index(lins[0]) for sig, lins in self.groups.items() for u in sig}
         self.bias = {n: g.nodes[n].get("bias", True) for n in self.linears}
-        self.bias_in_x = {n: self.bias[n] and n in self.fused.get(self.x, []) for n in self.linears}
         self.x_group = self.fused.get(self.x, [])
+        self.bias_in_x = {n: self.bias[n] and n in self.x_group for n in self.linears}
 
     # -- parameters ------------------------------------------------------------------------
 
@@ -142,12 +152,6 @@ class _Program:
                     prep["diag"][(L, u)] = params[L][f"W_{u}"]
         return prep
 
-    def _project(self, prep, u, value) -> list[jax.Array]:
-        w = prep["W"][u]
-        if self.fuse:
-            return jnp.split(value @ w, len(self.fused[u]), axis=-1)
-        return [value @ wi for wi in w]
-
     def project_x(self, prep, x) -> jax.Array | None:
         """``x @ W_x + b`` for every linear node that reads x, concatenated (hoistable)."""
         if not self.x_group:
@@ -158,43 +162,68 @@ class _Program:
 
     # -- one step ----------------------------------------------------------------------------
 
+    def _group_sum(self, prep, sig, v, prods):
+        """The summed products of a group of linear nodes, split per node."""
+        lins = self.groups[sig]
+        acc = None
+        for u in sig:
+            if u not in prods:
+                prods[u] = v[u] @ prep["W"][u]  # one matmul per source, all its consumers
+            full = prods[u]
+            hidden = full.shape[-1] // len(self.fused[u])
+            start = self.offset[(u, sig)] * hidden
+            part = full[..., start:start + len(lins) * hidden] if len(self.fused[u]) > len(lins) else full
+            acc = part if acc is None else acc + part
+        return jnp.split(acc, len(lins), axis=-1) if len(lins) > 1 else [acc]
+
+    def _linear(self, n, prep, v, prods, sums):
+        if self.fuse and n in self.group_of:
+            sig = self.group_of[n]
+            if sig not in sums:
+                sums[sig] = self._group_sum(prep, sig, v, prods)
+            total = sums[sig][self.groups[sig].index(n)]
+        else:
+            total = None
+            for u in self.args[n]:
+                if edge_kind(self.g, u, n) != "full":
+                    continue
+                if u == self.x:
+                    k = self.x_group.index(n)
+                    hidden = prods[u].shape[-1] // len(self.x_group)
+                    term = prods[u][..., k * hidden:(k + 1) * hidden]
+                else:
+                    term = v[u] @ prep["W"][u][self.fused[u].index(n)]
+                total = term if total is None else total + term
+        for u in self.args[n]:
+            if edge_kind(self.g, u, n) == "diag":
+                term = prep["diag"][(n, u)] * v[u]
+                total = term if total is None else total + term
+        if n in prep["b"]:
+            total = total + prep["b"][n]
+        return total
+
     def step(self, prep, carry: Carry, x, xproj) -> tuple[Carry, jax.Array]:
         v: dict[str, Any] = {self.x: x}
         for s, c in zip(self.states, carry, strict=True):
             v[f"{s}_prev"] = c
-        pieces: dict[tuple[str, str], jax.Array] = {}
-        if xproj is not None:
-            for L, piece in zip(self.x_group, jnp.split(xproj, len(self.x_group), axis=-1), strict=True):
-                pieces[(L, self.x)] = piece
+        prods: dict[str, jax.Array] = {} if xproj is None else {self.x: xproj}
+        sums: dict[tuple[str, ...], list[jax.Array]] = {}
         new: dict[str, jax.Array] = {}
         for n in self.order:
             op = self.ops[n]
             if n in v:
-                pass
-            elif op == "const":  # full hidden width, so a linear node may read it too
+                continue
+            if op == "const":  # full hidden width, so a linear node may read it too
                 v[n] = jnp.full_like(v[f"{self.states[0]}_prev"], self.g.nodes[n]["value"])
             elif op == "output":
                 new[self.g.nodes[n]["state"]] = v[self.args[n][0]]
-                continue
             elif op == "linear":
-                total = None
-                for u in self.args[n]:
-                    if edge_kind(self.g, u, n) == "diag":
-                        term = prep["diag"][(n, u)] * v[u]
-                    else:
-                        term = pieces[(n, u)]
-                    total = term if total is None else total + term
-                if n in prep["b"]:
-                    total = total + prep["b"][n]
-                v[n] = total
+                v[n] = self._linear(n, prep, v, prods, sums)
             elif op in _UNARY:
                 v[n] = _UNARY[op](v[self.args[n][0]])
             else:
                 a, b = self.args[n]
                 v[n] = _BINARY[op](v[a], v[b])
-            if n in self.fused and n != self.x:
-                for L, piece in zip(self.fused[n], self._project(prep, n, v[n]), strict=True):
-                    pieces[(L, n)] = piece
         ref = v[f"{self.out_state}_prev"]
         out = tuple(jnp.broadcast_to(new[s], ref.shape).astype(ref.dtype) for s in self.states)
         return out, out[self.states.index(self.out_state)]
@@ -203,8 +232,13 @@ class _Program:
         prep = self.prepare(params)
         return self.step(prep, carry, x, self.project_x(prep, x))
 
-    def scan(self, params, carry, xs, unroll: int = 1):
+    def scan(self, params, carry, xs, unroll: int = 1, hoist: bool | None = None):
         prep = self.prepare(params)
+        if hoist is None:
+            hoist = default_hoist()
+        if not hoist:
+            return jax.lax.scan(lambda c, x_t: self.step(prep, c, x_t, self.project_x(prep, x_t)), carry, xs,
+                                unroll=unroll)
         xproj = self.project_x(prep, xs)  # (T, ..., k*H): one big matmul before the loop
 
         def body(c, inp):
@@ -212,6 +246,13 @@ class _Program:
             return self.step(prep, c, x_t, p_t)
 
         return jax.lax.scan(body, carry, (xs, xproj), unroll=unroll)
+
+
+def default_hoist() -> bool:
+    """Whether ``scan`` computes the input projections before the loop by default: yes on
+    accelerators (one large matmul, as cuDNN), no on CPU, where ``benchmarks/bench_step.py``
+    measured the per-step projection faster in training (forward and backward)."""
+    return jax.default_backend() != "cpu"
 
 
 class CompiledCell(NamedTuple):
@@ -315,8 +356,8 @@ def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
         new, y = prog.apply(to_canon(params), carry_in(carry), x)
         return carry_out(new), y
 
-    def scan(params, carry, xs, *, unroll: int = 1):
-        new, ys = prog.scan(to_canon(params), carry_in(carry), xs, unroll)
+    def scan(params, carry, xs, *, unroll: int = 1, hoist: bool | None = None):
+        new, ys = prog.scan(to_canon(params), carry_in(carry), xs, unroll, hoist)
         return carry_out(new), ys
 
     def initial_carry(batch_shape: Sequence[int], hidden_size: int, dtype=jnp.float32) -> Carry:

@@ -1,0 +1,156 @@
+"""Training steps per second of a compiled LSTM/GRU graph against flax and torch, same sizes.
+
+Each contender is a whole language model (embedding, RNN layers, linear readout, softmax
+cross-entropy, SGD update), so the figure is what a search pays per training step.
+
+* ``char``: batch 32, 100 steps, hidden 128, vocabulary 40, 1 layer;
+* ``ptb``: batch 20, 35 steps, hidden 200, vocabulary 10,000, 2 layers.
+
+Contenders: the cellsearch-compiled ``LSTM`` graph and ``GRU-RA`` graph (the same math as
+flax/torch GRUs) and the paper's ``GRU``; flax linen ``OptimizedLSTMCell`` / ``GRUCell`` in
+``nn.RNN``; torch ``nn.LSTM`` / ``nn.GRU`` (CPU build, if installed). Ratios are against flax and
+torch measured in the same run.
+
+Usage: ``python benchmarks/bench_step.py [--sizes char,ptb] [--repeat 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import emit, table, timeit
+
+SIZES = {"char": dict(batch=32, time=100, hidden=128, vocab=40, layers=1),
+         "ptb": dict(batch=20, time=35, hidden=200, vocab=10_000, layers=2)}
+
+
+def ours(cell_name, sz):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from cellsearch.compile import compile_cell
+    from cellsearch.model import init_model, loss_fn
+    from cellsearch.spaces import find_seed
+    from cellsearch.tasks.base import Batch, TaskSpec
+
+    spec = TaskSpec("bench", sz["vocab"], sz["vocab"], sz["time"])
+    cell = compile_cell(find_seed(cell_name))
+    params = jax.tree.map(jnp.asarray, init_model(0, cell, spec, sz["hidden"], sz["layers"]))
+    tokens = jax.random.randint(jax.random.key(0), (sz["batch"], sz["time"] + 1), 0, sz["vocab"])
+    batch = Batch(tokens[:, :-1], tokens[:, 1:], jnp.ones((sz["batch"], sz["time"])), jnp.zeros((sz["batch"], sz["time"])))
+    opt = optax.chain(optax.clip_by_global_norm(5.0), optax.sgd(0.1))
+    state = opt.init(params)
+
+    @jax.jit
+    def step(p, s):
+        loss, g = jax.value_and_grad(lambda q: loss_fn(cell, q, batch, spec))(p)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+
+    box = [params, state]
+
+    def run():
+        box[0], box[1], loss = step(*box)
+        loss.block_until_ready()
+
+    return run
+
+
+def flax_model(kind, sz):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import linen as nn
+
+    cell_cls = nn.OptimizedLSTMCell if kind == "lstm" else nn.GRUCell
+
+    class LM(nn.Module):
+        @nn.compact
+        def __call__(self, tokens):
+            x = nn.Embed(sz["vocab"], sz["hidden"])(tokens)
+            for _ in range(sz["layers"]):
+                x = nn.RNN(cell_cls(sz["hidden"]))(x)
+            return nn.Dense(sz["vocab"])(x)
+
+    model = LM()
+    tokens = jax.random.randint(jax.random.key(0), (sz["batch"], sz["time"] + 1), 0, sz["vocab"])
+    params = model.init(jax.random.key(1), tokens[:, :-1])
+    opt = optax.chain(optax.clip_by_global_norm(5.0), optax.sgd(0.1))
+    state = opt.init(params)
+
+    def loss_fn(p):
+        logits = model.apply(p, tokens[:, :-1])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+
+    @jax.jit
+    def step(p, s):
+        loss, g = jax.value_and_grad(loss_fn)(p)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+
+    box = [params, state]
+
+    def run():
+        box[0], box[1], loss = step(*box)
+        jnp.asarray(loss).block_until_ready()
+
+    return run
+
+
+def torch_model(kind, sz):
+    import torch
+
+    torch.manual_seed(0)
+    rnn_cls = torch.nn.LSTM if kind == "lstm" else torch.nn.GRU
+    emb = torch.nn.Embedding(sz["vocab"], sz["hidden"])
+    rnn = rnn_cls(sz["hidden"], sz["hidden"], num_layers=sz["layers"], batch_first=True)
+    out = torch.nn.Linear(sz["hidden"], sz["vocab"])
+    params = [*emb.parameters(), *rnn.parameters(), *out.parameters()]
+    opt = torch.optim.SGD(params, lr=0.1)
+    tokens = torch.randint(0, sz["vocab"], (sz["batch"], sz["time"] + 1))
+
+    def run():
+        opt.zero_grad()
+        y, _ = rnn(emb(tokens[:, :-1]))
+        loss = torch.nn.functional.cross_entropy(out(y).reshape(-1, sz["vocab"]), tokens[:, 1:].reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="char,ptb")
+    ap.add_argument("--repeat", type=int, default=20)
+    args = ap.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, __import__("os").cpu_count()))
+    except ImportError:
+        torch = None
+    rows = []
+    for size in args.sizes.split(","):
+        sz = SIZES[size]
+        for kind, graph_names in (("lstm", ["LSTM"]), ("gru", ["GRU-RA", "GRU"])):
+            flax_s = timeit(flax_model(kind, sz), repeat=args.repeat)
+            torch_s = timeit(torch_model(kind, sz), repeat=args.repeat) if torch else None
+            emit({"bench": "step", "size": size, "model": f"flax-{kind}", "steps_per_s": 1 / flax_s})
+            if torch_s:
+                emit({"bench": "step", "size": size, "model": f"torch-{kind}", "steps_per_s": 1 / torch_s})
+            for g in graph_names:
+                s = timeit(ours(g, sz), repeat=args.repeat)
+                rec = {"bench": "step", "size": size, "model": f"cellsearch-{g}", "steps_per_s": 1 / s,
+                       "vs_flax": flax_s / s, "vs_torch": (torch_s / s) if torch_s else None}
+                emit(rec)
+                rows.append({**rec, "flax_steps_per_s": 1 / flax_s,
+                             "torch_steps_per_s": (1 / torch_s) if torch_s else None})
+    print()
+    print(table(rows, ["size", "model", "steps_per_s", "flax_steps_per_s", "torch_steps_per_s", "vs_flax", "vs_torch"]))
+
+
+if __name__ == "__main__":
+    main()

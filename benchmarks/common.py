@@ -1,0 +1,49 @@
+"""Shared helpers for the benchmark scripts: device description, JSON lines, timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def device() -> str:
+    import jax
+
+    d = jax.devices()[0]
+    kind = getattr(d, "device_kind", d.platform)
+    return f"{d.platform}:{kind} ({os.cpu_count()} cpus, {platform.machine()})"
+
+
+def emit(record: dict) -> None:
+    """One JSON line per measurement, with the device."""
+    print(json.dumps({"device": device(), **record}), flush=True)
+
+
+def timeit(fn, *, warmup: int = 2, repeat: int = 10) -> float:
+    """Seconds per call of ``fn`` (which must block until its work is done)."""
+    for _ in range(warmup):
+        fn()
+    t = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t) / repeat
+
+
+def table(rows: list[dict], cols: list[str]) -> str:
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
+    out = ["  ".join(c.ljust(widths[c]) for c in cols), "  ".join("-" * widths[c] for c in cols)]
+    for r in rows:
+        out.append("  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in cols))
+    return "\n".join(out)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
