@@ -70,6 +70,9 @@ def load_space(name: str = DEFAULT_SPACE) -> SearchSpace:
         seeds = dict(getattr(mod, "SEEDS"))
         baseline = getattr(mod, "BASELINE", "GRU")
         pool = tuple(getattr(mod, "POOL_SEEDS", tuple(seeds)[:2]))
+        for s in (baseline, *pool):
+            if s not in seeds:
+                raise ConfigError(f"baseline/pool seed {s!r} is not one of its SEEDS ({', '.join(seeds)})")
     except AttributeError as e:
         raise ConfigError(f"{where} lacks a setting: {e}") from None
     except ConfigError as e:

@@ -21,21 +21,10 @@ References: Greff et al., IEEE TNNLS 28(10), 2017.
 from __future__ import annotations
 
 from cellsearch.graph import CellBuilder
-from cellsearch.ops import PAPER_ACTIVATIONS, PAPER_BINARY_OPS
+from search_spaces.jozefowicz2015 import ACTIVATIONS, BINARY_OPS, MUTATIONS, OPERAND_RULE  # noqa: F401 (§3.5 sets)
 
-BASELINE = "GRU"
+BASELINE = "Vanilla"  # Greff's reference: scores are relative to the vanilla peephole LSTM
 POOL_SEEDS = ("Vanilla", "CIFG")
-ACTIVATIONS = PAPER_ACTIVATIONS
-BINARY_OPS = PAPER_BINARY_OPS
-MUTATIONS = (
-    "swap_activation",
-    "swap_binary_op",
-    "insert_activation",
-    "remove_node",
-    "replace_with_ancestor",
-    "replace_with_binary",
-)
-OPERAND_RULE = "ancestor_and_random_ancestor"
 
 
 def peephole_lstm(name="Vanilla", *, nig=False, nfg=False, nog=False, niaf=False, noaf=False,

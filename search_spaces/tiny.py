@@ -6,22 +6,11 @@ Same mutation sets as the paper, fewer and smaller seeds, so a search on it is q
 from __future__ import annotations
 
 from cellsearch.graph import CellBuilder
-from cellsearch.ops import PAPER_ACTIVATIONS, PAPER_BINARY_OPS
+from search_spaces.jozefowicz2015 import ACTIVATIONS, BINARY_OPS, MUTATIONS, OPERAND_RULE  # noqa: F401 (§3.5 sets)
 from search_spaces.jozefowicz2015 import gru, tanh_rnn
 
 BASELINE = "GRU"
 POOL_SEEDS = ("Tanh", "GRU")
-ACTIVATIONS = PAPER_ACTIVATIONS
-BINARY_OPS = PAPER_BINARY_OPS
-MUTATIONS = (
-    "swap_activation",
-    "swap_binary_op",
-    "insert_activation",
-    "remove_node",
-    "replace_with_ancestor",
-    "replace_with_binary",
-)
-OPERAND_RULE = "ancestor_and_random_ancestor"
 
 
 def gated():

@@ -139,6 +139,9 @@ def test_fused_equals_unfused_and_scan_equals_loop(space, name, g):
     c1, ys1 = jax.jit(fused.scan)(params, carry, xs)
     c2, ys2 = plain.scan(params, carry, xs)
     np.testing.assert_allclose(ys1, ys2, rtol=1e-5, atol=1e-6)
+    for hoist in (True, False):  # input projections before the loop, or in every step
+        _, ys_h = fused.scan(params, carry, xs, hoist=hoist)
+        np.testing.assert_allclose(ys_h, ys1, rtol=1e-5, atol=1e-6)
     c3, loop = carry, []
     for t in range(xs.shape[0]):
         c3, y = fused.apply(params, c3, xs[t])

@@ -71,18 +71,16 @@ def test_unknown_op_lists_known_ops():
         validate(g)
 
 
-def test_state_width_rule_rejects_output_of_x_alone():
+def test_state_width_rule_rejects_an_output_of_x_alone():
     b = CellBuilder("w", states=("h",))
-    b.output("h", b.add(b.tanh(b.x), b.mul(b.x, b.x) if False else b.relu(b.x)))
-    g = b.graph
-    g.add_edge("h_prev", b.graph.nodes and list(g.predecessors("h"))[0], port=2)  # arity error first
-    with pytest.raises(InvalidCellError):
-        validate(g)
-    b = CellBuilder("w2", states=("h",))
-    b.output("h", b.tanh(b.x))
+    b.output("h", b.mul(b.tanh(b.x), b.sigmoid(b.x)))  # x-width, and no state either
     with pytest.raises(InvalidCellError) as err:
         validate(b.graph)
-    assert err.value.rule in ("depends-on-state", "state-width")
+    assert err.value.rule == "depends-on-state"
+    b = CellBuilder("w2", states=("h",))
+    b.output("h", b.add(b.tanh(b.x), b.mul("h_prev", b.const(0.0))))  # depends on h, but width is mixed
+    validate(b.graph)  # x + h: hidden width, needs input_size == hidden_size
+    assert needs_equal_widths(b.graph)
 
 
 def test_valid_seeds_and_frozen():
