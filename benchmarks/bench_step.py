@@ -11,14 +11,16 @@ flax/torch GRUs) and the paper's ``GRU``; flax linen ``OptimizedLSTMCell`` / ``G
 ``nn.RNN``; torch ``nn.LSTM`` / ``nn.GRU`` (CPU build, if installed). Ratios are against flax and
 torch measured in the same run.
 
-Usage: ``python benchmarks/bench_step.py [--sizes char,ptb] [--repeat 20]``
+Contenders are timed in interleaved rounds and the best round is kept (``common.best_of``).
+
+Usage: ``python benchmarks/bench_step.py [--sizes char,ptb] [--repeat 5] [--rounds 6]``
 """
 
 from __future__ import annotations
 
 import argparse
 
-from common import emit, table, timeit
+from common import best_of, emit, table
 
 SIZES = {"char": dict(batch=32, time=100, hidden=128, vocab=40, layers=1),
          "ptb": dict(batch=20, time=35, hidden=200, vocab=10_000, layers=2)}
@@ -124,7 +126,8 @@ def torch_model(kind, sz):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="char,ptb")
-    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=5, help="steps per timing")
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds; the best is kept")
     args = ap.parse_args()
     try:
         import torch
@@ -136,18 +139,18 @@ def main():
     for size in args.sizes.split(","):
         sz = SIZES[size]
         for kind, graph_names in (("lstm", ["LSTM"]), ("gru", ["GRU-RA", "GRU"])):
-            flax_s = timeit(flax_model(kind, sz), repeat=args.repeat)
-            torch_s = timeit(torch_model(kind, sz), repeat=args.repeat) if torch else None
-            emit({"bench": "step", "size": size, "model": f"flax-{kind}", "steps_per_s": 1 / flax_s})
-            if torch_s:
-                emit({"bench": "step", "size": size, "model": f"torch-{kind}", "steps_per_s": 1 / torch_s})
+            fns = {"flax": flax_model(kind, sz), **({"torch": torch_model(kind, sz)} if torch else {}),
+                   **{g: ours(g, sz) for g in graph_names}}
+            t = best_of(fns, rounds=args.rounds, repeat=args.repeat)
+            emit({"bench": "step", "size": size, "model": f"flax-{kind}", "steps_per_s": 1 / t["flax"]})
+            if torch:
+                emit({"bench": "step", "size": size, "model": f"torch-{kind}", "steps_per_s": 1 / t["torch"]})
             for g in graph_names:
-                s = timeit(ours(g, sz), repeat=args.repeat)
-                rec = {"bench": "step", "size": size, "model": f"cellsearch-{g}", "steps_per_s": 1 / s,
-                       "vs_flax": flax_s / s, "vs_torch": (torch_s / s) if torch_s else None}
+                rec = {"bench": "step", "size": size, "model": f"cellsearch-{g}", "steps_per_s": 1 / t[g],
+                       "vs_flax": t["flax"] / t[g], "vs_torch": (t["torch"] / t[g]) if torch else None}
                 emit(rec)
-                rows.append({**rec, "flax_steps_per_s": 1 / flax_s,
-                             "torch_steps_per_s": (1 / torch_s) if torch_s else None})
+                rows.append({**rec, "flax_steps_per_s": 1 / t["flax"],
+                             "torch_steps_per_s": (1 / t["torch"]) if torch else None})
     print()
     print(table(rows, ["size", "model", "steps_per_s", "flax_steps_per_s", "torch_steps_per_s", "vs_flax", "vs_torch"]))
 

@@ -35,6 +35,22 @@ def timeit(fn, *, warmup: int = 2, repeat: int = 10) -> float:
     return (time.perf_counter() - t) / repeat
 
 
+def best_of(fns: dict, *, rounds: int = 5, repeat: int = 5, warmup: int = 2) -> dict:
+    """Seconds per call of each function: the best of ``rounds`` rounds of ``repeat`` calls,
+    the contenders interleaved round by round, so that a noisy machine hurts them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(repeat):
+                fn()
+            best[k] = min(best[k], (time.perf_counter() - t) / repeat)
+    return best
+
+
 def table(rows: list[dict], cols: list[str]) -> str:
     widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
     out = ["  ".join(c.ljust(widths[c]) for c in cols), "  ".join("-" * widths[c] for c in cols)]

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CELLS = ["Tanh", "LSTM", "LSTM-f", "LSTM-i", "LSTM-o", "LSTM-b", "GRU", "MUT1", "MUT2", "MUT3"]
 SMALL = {
-    "arithmetic": dict(budget=10_000, steps=1500, settings=[(0.5, 1.0), (1.0, 1.0), (2.0, 1.0)], opts={"max_digits": 4}),
-    "xml": dict(budget=10_000, steps=1000, settings=[(0.5, 1.0), (1.0, 1.0), (2.0, 1.0)], opts={"seq_len": 64}),
-    "ptb": dict(budget=40_000, steps=250, settings=[(1.0, 1.0), (2.0, 1.0)], opts={"eval_tokens": 10_000}),
+    "arithmetic": dict(budget=10_000, steps=3000, settings=[(0.5, 1.0), (1.0, 1.0), (2.0, 1.0)], opts={"max_digits": 4}),
+    "xml": dict(budget=10_000, steps=3000, settings=[(0.5, 1.0), (1.0, 1.0), (2.0, 1.0)], opts={"seq_len": 64}),
+    "ptb": dict(budget=40_000, steps=800, settings=[(1.0, 1.0), (2.0, 1.0)], opts={"eval_tokens": 10_000}),
 }
 BIG = {
     "arithmetic": dict(budget=50_000, steps=6000, settings=[(0.3, 1.0), (0.5, 1.0), (1.0, 1.0), (2.0, 1.0)], opts={"max_digits": 8}),

@@ -85,6 +85,9 @@ class _Program:
         self.bias = {n: g.nodes[n].get("bias", True) for n in self.linears}
         self.x_group = self.fused.get(self.x, [])
         self.bias_in_x = {n: self.bias[n] and n in self.x_group for n in self.linears}
+        # does any node read x other than through a full matrix (MUT1's tanh(x), a peephole)?
+        self.x_direct = any(not (self.ops[v] == "linear" and edge_kind(g, self.x, v) == "full")
+                            for v in g.successors(self.x)) or not self.x_group
 
     # -- parameters ------------------------------------------------------------------------
 
@@ -240,6 +243,8 @@ class _Program:
             return jax.lax.scan(lambda c, x_t: self.step(prep, c, x_t, self.project_x(prep, x_t)), carry, xs,
                                 unroll=unroll)
         xproj = self.project_x(prep, xs)  # (T, ..., k*H): one big matmul before the loop
+        if not self.x_direct:  # x is only read through linear nodes: scan over xproj alone
+            return jax.lax.scan(lambda c, p_t: self.step(prep, c, None, p_t), carry, xproj, unroll=unroll)
 
         def body(c, inp):
             x_t, p_t = inp

@@ -124,6 +124,10 @@ def test_bad_cli_values_exit_2(tmp_path):
 
 
 @pytest.mark.ray
+# Ray starts its local processes by forking; JAX warns at every fork of a process it has
+# threads in. The children exec Ray at once, so the warning does not apply here.
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_ray_backend_on_a_local_instance(tmp_path):
     pytest.importorskip("ray")
     from cellsearch.search import run_search
