@@ -59,3 +59,14 @@ def test_mutate_prints_children_with_edits(capsys):
     assert "duplicates in a stream of 20 children" in out
     _, again, _ = run(capsys, "mutate", "LSTM", "--seed", "3", "-n", "2")
     assert again.split("# duplicates")[0].strip() == out.split("\n# duplicates")[0].strip()
+
+
+def test_train_prints_one_row_per_setting(capsys):
+    code, out, _ = run(capsys, "train", "GRU", "--task", "memorize", "--steps", "20", "--settings", "3",
+                       "--budget", "500", "--no-compile-cache")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:3] == ["#", "lr", "init"] and len(lines) == 5
+    assert lines[-1].startswith("best score")
+    code, _, err = run(capsys, "train", "GRU", "--task", "ptb", "--data-dir", "/nonexistent", "--no-compile-cache")
+    assert code == 2 and "ptb.train.txt' not found" in err
