@@ -204,3 +204,8 @@ def test_bad_settings_are_clear_errors(tmp_path):
 def test_config_json_round_trip():
     for cfg in (SearchConfig(), quick_config(), tiny_config(strategy="random")):
         assert SearchConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_hours_budget_stops_the_search(tmp_path):
+    summary = run_search(tiny_config(candidates=None, hours=1e-7), str(tmp_path / "t.db"))
+    assert summary.stopped == "time" and summary.steps == 0
