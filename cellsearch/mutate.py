@@ -31,7 +31,6 @@ from cellsearch.errors import InvalidCellError, MutationFailed
 from cellsearch.graph import (
     CellGraph,
     consumers,
-    edge_kind,
     is_activation_like,
     kind_of,
     op_of,

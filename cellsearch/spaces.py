@@ -54,20 +54,20 @@ def load_space(name: str = DEFAULT_SPACE) -> SearchSpace:
     mod = importlib.import_module(f"search_spaces.{name}")
     where = f"search space {name!r}"
     try:
-        acts = tuple(getattr(mod, "ACTIVATIONS"))
+        acts = tuple(mod.ACTIVATIONS)
         for a in acts:
             parse_activation(a)
-        bins = tuple(getattr(mod, "BINARY_OPS"))
+        bins = tuple(mod.BINARY_OPS)
         for op in bins:
             check_binary_op(op)
-        muts = tuple(getattr(mod, "MUTATIONS"))
+        muts = tuple(mod.MUTATIONS)
         for m in muts:
             if m not in MUTATIONS:
                 raise ConfigError(f"mutation {m!r} is not known; mutations: {', '.join(MUTATIONS)}")
         rule = getattr(mod, "OPERAND_RULE", "ancestor_and_random_ancestor")
         if rule not in OPERAND_RULES:
             raise ConfigError(f"operand rule {rule!r} is not known; rules: {', '.join(OPERAND_RULES)}")
-        seeds = dict(getattr(mod, "SEEDS"))
+        seeds = dict(mod.SEEDS)
         baseline = getattr(mod, "BASELINE", "GRU")
         pool = tuple(getattr(mod, "POOL_SEEDS", tuple(seeds)[:2]))
         for s in (baseline, *pool):

@@ -61,7 +61,7 @@ def test_every_edit_and_activation_is_eventually_produced(children):
     assert names == set(SPACE.mutations)
     produced = set()
     for *_, child, _ in children:
-        for n, d in child.nodes(data=True):
+        for _, d in child.nodes(data=True):
             if d["op"] in ACTIVATIONS:
                 produced.add(d["op"])
             elif d["op"] == "linear" and d.get("scale") is not None:
