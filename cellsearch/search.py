@@ -240,10 +240,22 @@ class Search:
         digest = hashlib.sha256(f"{self.cfg.seed}:{point}".encode()).digest()
         return replace(h, seed=int.from_bytes(digest[:4], "little") & 0x7FFFFFFF)
 
-    def _job(self, cell_hash: str, graph_json: str, task: str, settings: list[HParams], step: int) -> dict:
+    def task_options(self, task: str) -> dict:
         opts = dict(self.cfg.task_options.get(task, {}))
         if task in ("ptb", "nottingham", "pianomidi") and self.cfg.data_dir:
             opts.setdefault("data_dir", self.cfg.data_dir)
+        return opts
+
+    def check_tasks(self) -> None:
+        """Builds every task once, so a missing data file stops the search before it starts
+        (with the message saying where to put it) instead of failing every evaluation."""
+        from cellsearch.executors import _task
+
+        for t in (self.cfg.filter_task, *self.cfg.tasks):
+            _task(t, self.task_options(t))
+
+    def _job(self, cell_hash: str, graph_json: str, task: str, settings: list[HParams], step: int) -> dict:
+        opts = self.task_options(task)
         cfg = self.cfg.filter_train if task == self.cfg.filter_task else self.cfg.train
         return {"graph": graph_json, "task": task, "task_options": opts, "settings": [asdict(h) for h in settings],
                 "train": asdict(replace(cfg, data_seed=self.cfg.seed)), "cell": cell_hash, "step": step}
@@ -407,6 +419,7 @@ def run_search(
     executor = None
     try:
         search = Search(config, store)
+        search.check_tasks()
         executor = make_executor(backend, workers, address=ray_address, cache_dir=compile_cache)
         finished = store.finished_steps()
         target = config.candidates

@@ -118,6 +118,8 @@ def test_bad_cli_values_exit_2(tmp_path):
     assert r.returncode == 2 and "positive integer" in r.stderr
     r = cli("search", "--tasks", "arithmetic,chess", "--db", "x.db", cwd=tmp_path)
     assert r.returncode == 2 and "unknown task 'chess'" in r.stderr
+    r = cli("search", "--tasks", "arithmetic,ptb", "--data-dir", str(tmp_path), "--db", "p.db", cwd=tmp_path)
+    assert r.returncode == 2 and "ptb.train.txt' not found" in r.stderr and "--data-dir" in r.stderr
     r = cli("top", "--db", "missing.db", cwd=tmp_path)
     assert r.returncode == 2 and "no search store" in r.stderr
     assert json.loads(cli("show", "GRU", "--format", "json", cwd=tmp_path).stdout)["name"] == "GRU"
