@@ -37,15 +37,15 @@ def _int_list(text: str) -> tuple[int, ...]:
     return vals
 
 
-def progress_bar(description: str, total: int):
-    """A rich progress bar on stderr (silent when stderr is not a terminal and CI is set)."""
+def progress_bar():
+    """A rich progress bar on stderr (drawn only when stderr is a terminal)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=False,
-                    disable=not console.is_terminal), total, description
+                    disable=not console.is_terminal)
 
 
 def cmd_train(args) -> int:
@@ -68,10 +68,9 @@ def cmd_train(args) -> int:
     settings = space.sample(np.random.default_rng(args.seed), args.settings, seed_base=args.seed * 1000)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, schedule=args.schedule,
                       steps_per_epoch=args.steps_per_epoch, data_seed=args.seed)
-    total = args.settings * args.steps
-    prog, total, desc = progress_bar(f"{args.name} on {args.task}", total)
+    prog = progress_bar()
     with prog:
-        tid = prog.add_task(desc, total=total)
+        tid = prog.add_task(f"{args.name} on {args.task}", total=args.settings * args.steps)
         results = train_and_evaluate(graph, task, settings, cfg, on_steps=lambda n: prog.advance(tid, n))
     keys = [k for k in ("accuracy", "closing_accuracy", "nll", "perplexity") if k in results[0].metrics]
     head = f"{'#':>2} {'lr':>6} {'init':>5} {'clip':>5} {'L':>2} {'hidden':>6} {'status':>9} {'score':>8} " + \
