@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
@@ -121,8 +122,19 @@ class _Programs(NamedTuple):
     evaluate: Any
 
 
-_PROGRAMS: dict[tuple, _Programs] = {}
-_COMPILED: dict[tuple, Any] = {}  # (program key, fn name, K) -> AOT-compiled executable
+# Bounded (least recently used first out): a long search meets thousands of cells, and each
+# compiled executable holds memory. 3 programs per (cell, task, shape) stay for 256 of them.
+CACHE_SIZE = 768
+_PROGRAMS: OrderedDict[tuple, _Programs] = OrderedDict()
+_COMPILED: OrderedDict[tuple, Any] = OrderedDict()  # (program key, fn name, arg shapes) -> executable
+
+
+def _remember(cache: OrderedDict, key, value):
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
 
 
 def _make_programs(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, unroll: int) -> _Programs:
@@ -151,18 +163,19 @@ def _compiled(pkey: tuple, name: str, fn, *args) -> tuple[Any, float]:
     """AOT-compiles ``fn`` for ``args``' shapes once; returns it and the compile seconds."""
     k = (pkey, name, tuple((np.shape(x), str(x.dtype)) for x in jax.tree.leaves(args)))
     if k in _COMPILED:
+        _COMPILED.move_to_end(k)
         return _COMPILED[k], 0.0
     t = time.perf_counter()
-    exe = fn.lower(*args).compile()
-    _COMPILED[k] = exe
+    exe = _remember(_COMPILED, k, fn.lower(*args).compile())
     return exe, time.perf_counter() - t
 
 
 def programs_for(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, unroll: int):
     key = (cell.hash, spec, hidden, layers, unroll)
-    if key not in _PROGRAMS:
-        _PROGRAMS[key] = _make_programs(cell, spec, hidden, layers, unroll)
-    return key, _PROGRAMS[key]
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return key, _PROGRAMS[key]
+    return key, _remember(_PROGRAMS, key, _make_programs(cell, spec, hidden, layers, unroll))
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -100,3 +100,13 @@ def test_bad_config_is_a_clear_error():
         TrainConfig(schedule="cosine")
     with pytest.raises(ConfigError, match="unknown hyperparameter"):
         HParams.from_dict({"lr": 1.0})
+
+
+def test_program_caches_are_bounded(monkeypatch):
+    import cellsearch.train as train
+
+    monkeypatch.setattr(train, "CACHE_SIZE", 2)
+    task = make_task("memorize")
+    for name in ("Tanh", "GRU", "LSTM"):
+        train_and_evaluate(find_seed(name), task, settings(1), TrainConfig(steps=2, batch_size=4, chunk=2))
+        assert len(train._PROGRAMS) <= 2 and len(train._COMPILED) <= 2
