@@ -38,19 +38,15 @@ def run_job(job: dict) -> list[dict]:
     """Trains one cell on one task under the job's settings; never raises."""
     from cellsearch.graph import from_json
     from cellsearch.hparams import HParams
-    from cellsearch.train import TrainConfig, train_and_evaluate
+    from cellsearch.train import TrainConfig, result_to_dict, train_and_evaluate
 
     settings = [HParams(**h) for h in job["settings"]]
     try:
         results = train_and_evaluate(from_json(job["graph"]), _task(job["task"], job["task_options"]),
                                      settings, TrainConfig(**job["train"]))
-        return [{"hparams": asdict(r.hparams), "hp_key": r.hparams.key(), "status": r.status, "score": r.score,
-                 "metrics": r.metrics, "wall_s": r.wall_s, "compile_s": r.compile_s} for r in results]
+        return [result_to_dict(r) for r in results]
     except Exception as e:  # a crashing candidate is a result, not the end of the search
-        msg = f"{type(e).__name__}: {e}"
-        detail = traceback.format_exc(limit=3)
-        return [{"hparams": asdict(h), "hp_key": h.key(), "status": "error", "score": 0.0,
-                 "metrics": {"error": msg, "traceback": detail}, "wall_s": 0.0, "compile_s": 0.0} for h in settings]
+        return _error_results(job, f"{type(e).__name__}: {e}", traceback.format_exc(limit=3))
 
 
 def _worker_init(cache_dir: str | None) -> None:
@@ -119,12 +115,13 @@ class ProcessExecutor:
         self._pool.shutdown(cancel_futures=True)
 
 
-def _error_results(job: dict, msg: str) -> list[dict]:
+def _error_results(job: dict, msg: str, detail: str | None = None) -> list[dict]:
+    """Results with status ``"error"`` for every setting of a job that crashed."""
     from cellsearch.hparams import HParams
 
-    hs = [HParams(**h) for h in job["settings"]]
-    return [{"hparams": asdict(h), "hp_key": h.key(), "status": "error", "score": 0.0, "metrics": {"error": msg},
-             "wall_s": 0.0, "compile_s": 0.0} for h in hs]
+    metrics = {"error": msg, **({"traceback": detail} if detail else {})}
+    return [{"hparams": asdict(h), "hp_key": h.key(), "status": "error", "score": 0.0, "metrics": metrics,
+             "wall_s": 0.0, "compile_s": 0.0} for h in (HParams(**d) for d in job["settings"])]
 
 
 class RayExecutor:

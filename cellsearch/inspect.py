@@ -78,13 +78,14 @@ def show_candidate(db: str, ref: str, fmt: str = "text", out: str | None = None)
         if fmt == "text":
             text = describe(store, ref)
         else:
-            g = from_json(find_cell(store, ref)["graph"])
+            row = find_cell(store, ref)
+            g = from_json(row["graph"])
             if fmt == "dot":
                 text = to_dot(g)
             elif fmt == "json":
                 text = to_json(g)
             else:
-                path = out or f"cell-{find_cell(store, ref)['hash'][:8]}.{fmt}"
+                path = out or f"cell-{row['hash'][:8]}.{fmt}"
                 render_image(g, path)
                 return f"wrote {path}"
     if out:

@@ -426,7 +426,7 @@ def run_search(
         max_steps = search.n_init + (20 * target + 20 if target is not None else 10**9)
         deadline = t0 + config.hours * 3600 if config.hours else math.inf
         next_k = 0
-        running: dict[Any, tuple[int, Generator]] = {}
+        running: dict[Any, tuple[int, Generator, dict]] = {}  # handle -> (step, generator, job)
         in_flight: set[int] = set()
         if on_event:
             on_event("start", {"resumed_steps": len(finished), "children": _children_done(store), "target": target})

@@ -252,7 +252,6 @@ def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: T
     limit = cfg.diverge_factor * math.log(max(spec.output_size, 2)) * (88 if spec.output == "bernoulli" else 1)
     epoch = cfg.steps_per_epoch if cfg.schedule == "paper" else (cfg.eval_every or cfg.steps)
     compile_s, done = 0.0, 0
-    train = evaluate = None
     while done < cfg.steps and any(m.active for m in members):
         n = min(cfg.chunk, cfg.steps - done, epoch - done % epoch)
         batches = stack([task.train_batch(rng, cfg.batch_size) for _ in range(n)])
@@ -327,5 +326,6 @@ def train_and_evaluate(
 
 
 def result_to_dict(r: EvalResult) -> dict[str, Any]:
-    return {"hparams": asdict(r.hparams), "status": r.status, "score": r.score, "metrics": r.metrics,
+    """A plain-dict result, as executors return and the store writes."""
+    return {"hparams": asdict(r.hparams), "hp_key": r.hparams.key(), "status": r.status, "score": r.score, "metrics": r.metrics,
             "steps": r.steps, "wall_s": r.wall_s, "compile_s": r.compile_s}
