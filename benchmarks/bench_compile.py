@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
-from cellsearch.train import enable_compilation_cache, train_and_evaluate, TrainConfig
+from cellsearch.config import TrainConfig
+from cellsearch.train import enable_compilation_cache, train_and_evaluate
 from cellsearch.graph import from_json
 from cellsearch.hparams import HParams
 from cellsearch.tasks import make_task

@@ -23,7 +23,8 @@ def main():
     from cellsearch.hparams import HParams
     from cellsearch.spaces import find_seed
     from cellsearch.tasks import make_task
-    from cellsearch.train import TrainConfig, train_and_evaluate
+    from cellsearch.config import TrainConfig
+    from cellsearch.train import train_and_evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ks", default="1,2,4,8,16,32")

@@ -40,7 +40,8 @@ def main():
     from cellsearch.hparams import HParams
     from cellsearch.spaces import find_seed
     from cellsearch.tasks import make_task
-    from cellsearch.train import TrainConfig, enable_compilation_cache, train_and_evaluate
+    from cellsearch.config import TrainConfig
+    from cellsearch.train import enable_compilation_cache, train_and_evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--big", action="store_true")

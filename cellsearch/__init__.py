@@ -2,7 +2,8 @@
 
 Cells are networkx graphs (:mod:`cellsearch.graph`), mutated as in Jozefowicz et al. 2015
 (:mod:`cellsearch.mutate`), compiled to jitted JAX (:mod:`cellsearch.compile`), trained with
-optax (:mod:`cellsearch.train`), searched (:mod:`cellsearch.search`) and exported as flax
+optax (:mod:`cellsearch.train`), searched (:mod:`cellsearch.search`, settings in :mod:`cellsearch.config`, results read by
+:mod:`cellsearch.results`) and exported as flax
 modules (:mod:`cellsearch.export`).
 
 The graph layer (graph, ops, canon, render, mutate, spaces) does not import JAX; the names
@@ -33,7 +34,9 @@ _LAZY = {
     "functional_hash": ("cellsearch.dedup", "functional_hash"),
     "train_and_evaluate": ("cellsearch.train", "train_and_evaluate"),
     "run_search": ("cellsearch.search", "run_search"),
-    "SearchConfig": ("cellsearch.search", "SearchConfig"),
+    "SearchConfig": ("cellsearch.config", "SearchConfig"),
+    "quick_config": ("cellsearch.config", "quick_config"),
+    "leaderboard": ("cellsearch.results", "leaderboard"),
 }
 
 

@@ -1,22 +1,27 @@
-"""The ``cellsearch`` command line: thin verbs over the library.
+"""The ``cellsearch`` command line: every verb, its arguments and its help, in one place.
 
-Verbs: ``seeds``, ``show``, ``mutate``, ``train``, ``search``, ``top``, ``export``.
-Every expected failure (bad cell file, unknown seed, missing data, locked store) prints one
-line ``cellsearch: error: ...`` and exits with status 2.
+Verbs are rows of :data:`VERBS` (name, help, argument builder, implementation in
+:mod:`cellsearch.commands`). Every expected failure (bad cell file, unknown seed, missing
+data, locked or unwritable store) prints one line ``cellsearch: error: ...`` and exits
+with status 2. Building the parser imports no JAX.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from collections.abc import Callable
 
+from cellsearch.config import DEFAULT_DB, SCHEDULES, SearchConfig, quick_config
 from cellsearch.errors import CellSearchError
+from cellsearch.spaces import DEFAULT_SPACE
+from cellsearch.strategies import STRATEGIES
+from cellsearch.tasks import TASKS
 
-DEFAULT_DB = "cellsearch.db"
+# -- argument types -------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -26,7 +31,17 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _positive_float(text: str) -> float:
+def non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -36,147 +51,145 @@ def _positive_float(text: str) -> float:
     return v
 
 
-# ----------------------------------------------------------------------------- verbs
-
-
-def cmd_seeds(args) -> int:
-    from cellsearch.graph import param_count, param_count_coefficients
-    from cellsearch.spaces import load_space
-
-    space = load_space(args.space)
-    print(f"# search space {space.name!r}: baseline {space.baseline}, pool seeds {', '.join(space.pool_seeds)}")
-    print(f"{'name':<10} {'states':<14} {'params(n)':<14} {'n=' + str(args.hidden):>10}")
-    for name in space.seeds:
-        g = space.seed(name)
-        a, b = param_count_coefficients(g)
-        print(f"{name:<10} {','.join(g.graph['states']):<14} {f'{a}n^2+{b}n':<14} {param_count(g, args.hidden):>10}")
-    return 0
-
-
-def _emit(text: str, out: str | None) -> None:
-    if out:
-        with open(out, "w") as f:
-            f.write(text + "\n")
-        print(f"wrote {out}", file=sys.stderr)
-    else:
-        print(text)
-
-
-def _show_graph(g, fmt: str, out: str | None) -> None:
-    from cellsearch.graph import to_json
-    from cellsearch.render import render_image, to_dot, to_text
-
-    if fmt == "text":
-        _emit(to_text(g), out)
-    elif fmt == "dot":
-        _emit(to_dot(g), out)
-    elif fmt == "json":
-        _emit(to_json(g), out)
-    else:
-        path = out or f"cell.{fmt}"
-        render_image(g, path)
-        print(f"wrote {path}")
-
-
-def cmd_show(args) -> int:
-    from cellsearch.graph import load
-    from cellsearch.spaces import find_seed
-
-    if args.graph:
-        _show_graph(load(args.graph), args.format, args.output)
-        return 0
-    if not args.name:
-        raise CellSearchError("show needs a seed name, a cell id or hash from --db, or --graph FILE.json")
+def int_list(text: str) -> tuple[int, ...]:
     try:
-        g = find_seed(args.name, args.space)
-    except CellSearchError:
-        db = args.db or DEFAULT_DB
-        if not os.path.exists(db):
-            raise
-        from cellsearch.inspect import show_candidate
-
-        print(show_candidate(db, args.name, args.format, args.output))
-        return 0
-    _show_graph(g, args.format, args.output)
-    return 0
+        vals = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return vals
 
 
-def cmd_mutate(args) -> int:
-    import numpy as np
-
-    from cellsearch.canon import structural_hash
-    from cellsearch.mutate import mutate
-    from cellsearch.render import to_equations
-    from cellsearch.spaces import load_space, resolve_cell
-
-    space = load_space(args.space)
-    parent = resolve_cell(args.name, args.space)
-    rng = np.random.default_rng(args.seed)
-    print(f"# {args.n} children of {args.name} ({structural_hash(parent)}), seed {args.seed}")
-    for k in range(args.n):
-        child, edits = mutate(parent, rng=rng, space=space)
-        print(f"\n## child {k + 1}: {structural_hash(child)}")
-        for e in edits:
-            print(f"#   {e.name} at {e.node}: {e.detail}")
-        for line in to_equations(child):
-            print(line)
-    if args.dedup:
-        from cellsearch.dedup import mutation_stream_stats
-
-        stats = mutation_stream_stats(parent, space=space, n=args.dedup, seed=args.seed)
-        print(f"\n# duplicates in a stream of {stats['children']} children: "
-              f"{stats['structural']} structural, {stats['functional']} functional, {stats['new']} new")
-    return 0
+# -- the verbs' arguments -----------------------------------------------------------------------
 
 
-# ----------------------------------------------------------------------------- parser
+def _db(s, help_: str = "the search store") -> None:
+    s.add_argument("--db", default=DEFAULT_DB, help=f"{help_} (default ./{DEFAULT_DB})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="cellsearch",
-        description="Search for recurrent cells (Jozefowicz, Zaremba & Sutskever 2015) in JAX.",
-    )
-    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+def _compile_cache(s) -> None:
+    s.add_argument("--compile-cache", default=None, help="persistent JAX compilation cache (default ~/.cache/cellsearch/jax)")
+    s.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
 
-    s = sub.add_parser("seeds", help="list the seed cells of a search space with parameter counts")
-    s.add_argument("--space", default="jozefowicz2015", help="search space (default: jozefowicz2015)")
-    s.add_argument("--hidden", type=_positive_int, default=128, help="hidden size for the count column")
-    s.set_defaults(func=cmd_seeds)
 
-    s = sub.add_parser("show", help="print a cell as equations, DOT, JSON or an image")
+def args_seeds(s) -> None:
+    s.add_argument("--space", default=DEFAULT_SPACE, help=f"search space (default {DEFAULT_SPACE})")
+    s.add_argument("--hidden", type=positive_int, default=128, help="hidden size for the count column")
+
+
+def args_show(s) -> None:
     s.add_argument("name", nargs="?", help="a seed name, or a candidate id or hash in --db")
     s.add_argument("--graph", metavar="FILE.json", help="show the cell in this JSON file")
     s.add_argument("--format", choices=["text", "dot", "json", "svg", "png"], default="text")
     s.add_argument("-o", "--output", help="write to this file instead of stdout")
     s.add_argument("--space", default=None, help="look the seed up in this space only")
-    s.add_argument("--db", default=None, help=f"search store (default: {DEFAULT_DB} if it exists)")
-    s.set_defaults(func=cmd_show)
+    s.add_argument("--db", default=None, help=f"search store (default ./{DEFAULT_DB} if it exists)")
 
-    s = sub.add_parser("mutate", help="print random children of a cell and the edits that made them")
+
+def args_mutate(s) -> None:
     s.add_argument("name", help="a seed name or a cell JSON file")
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same children)")
-    s.add_argument("-n", type=_positive_int, default=3, help="number of children")
-    s.add_argument("--space", default="jozefowicz2015", help="search space for the mutation sets")
-    s.add_argument("--dedup", type=_positive_int, metavar="N", default=0,
+    s.add_argument("-n", type=positive_int, default=3, help="number of children")
+    s.add_argument("--space", default=DEFAULT_SPACE, help="search space for the mutation sets")
+    s.add_argument("--dedup", type=positive_int, metavar="N", default=0,
                    help="also mutate N times and report how many children were duplicates")
-    s.set_defaults(func=cmd_mutate)
 
-    _add_more_verbs(sub)
+
+def args_train(s) -> None:
+    s.add_argument("name", help="a seed name or a cell JSON file")
+    s.add_argument("--task", choices=list(TASKS), default="arithmetic")
+    s.add_argument("--steps", type=positive_int, default=500, help="training steps per setting (default 500)")
+    s.add_argument("--settings", type=positive_int, default=4, help="hyperparameter settings, trained together (default 4)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the settings, parameters and data")
+    s.add_argument("--budget", type=positive_int, default=None, help="recurrent parameter budget (default per task)")
+    s.add_argument("--layers", type=int_list, default=(1,), help="allowed layer counts, e.g. 1,2 (default 1)")
+    s.add_argument("--batch-size", type=positive_int, default=20)
+    s.add_argument("--schedule", choices=SCHEDULES, default="fixed")
+    s.add_argument("--steps-per-epoch", type=positive_int, default=100)
+    s.add_argument("--task-opt", action="append", metavar="KEY=VALUE", help="task setting, e.g. max_digits=4")
+    s.add_argument("--data-dir", default=None, help="directory holding ptb/ and music/ (default ../shared/data)")
+    _compile_cache(s)
+
+
+def args_search(s) -> None:
+    full, quick = SearchConfig(), quick_config()
+    s.add_argument("--quick", action="store_true",
+                   help="a small search that runs on a laptop CPU in about 5 minutes")
+    s.add_argument("--space", default=None, help=f"search space (default {DEFAULT_SPACE})")
+    s.add_argument("--tasks", default=None, help="comma-separated tasks; the first is the hurdle "
+                   f"(default {','.join(full.tasks)}; --quick: {','.join(quick.tasks)})")
+    budget = s.add_argument_group("budget (whichever ends first; a resumed search counts what the store holds)")
+    budget.add_argument("--candidates", type=non_negative_int, default=None, metavar="N",
+                        help=f"children to evaluate (default {full.candidates}; --quick {quick.candidates})")
+    budget.add_argument("--hours", type=positive_float, default=None, metavar="H", help="wall-clock hours")
+    s.add_argument("--strategy", choices=list(STRATEGIES), default=None, help="paper (default), aging or random")
+    _db(s)
+    s.add_argument("--workers", type=positive_int, default=1, help="evaluations in parallel (default 1)")
+    s.add_argument("--backend", choices=["local", "ray"], default="local", help="local processes or a Ray cluster")
+    s.add_argument("--ray-address", default=None, help="Ray cluster address (e.g. auto); default: a local Ray")
+    s.add_argument("--retries", type=non_negative_int, default=1,
+                   help="times a job lost to its worker is sent again (default 1)")
+    s.add_argument("--seed", type=int, default=None, help="search seed (default 0); same seed, same search")
+    s.add_argument("--settings-per-task", type=positive_int, default=None,
+                   help=f"settings per task per evaluation (default {full.settings_per_task}; "
+                        f"--quick {quick.settings_per_task})")
+    s.add_argument("--pool-size", type=positive_int, default=None, help="size of the pool of best cells")
+    s.add_argument("--steps", type=positive_int, default=None,
+                   help=f"training steps per evaluation, or their cap under --schedule paper (default "
+                        f"{full.train.steps}; --quick {quick.train.steps})")
+    s.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="fixed: --steps steps (default); paper: epochs until 3 without improvement, then "
+                        "halve the rate for 4 more (§3.7)")
+    s.add_argument("--steps-per-epoch", type=positive_int, default=None,
+                   help=f"epoch length under --schedule paper (default {full.train.steps_per_epoch})")
+    s.add_argument("--filter-steps", type=positive_int, default=None,
+                   help=f"training steps of the memorisation filter (default {full.filter_train.steps})")
+    s.add_argument("--data-dir", default=None, help="directory holding ptb/ and music/ (default ../shared/data)")
+    _compile_cache(s)
+
+
+def args_top(s) -> None:
+    _db(s)
+    s.add_argument("-k", type=positive_int, default=10, help="rows (default 10)")
+
+
+def args_export(s) -> None:
+    s.add_argument("ref", metavar="ID|HASH")
+    s.add_argument("-o", "--output", required=True, help="the JSON file to write")
+    _db(s)
+
+
+# name, help, arguments, implementation (a function name in cellsearch.commands)
+VERBS: list[tuple[str, str, Callable, str]] = [
+    ("seeds", "list the seed cells of a search space with parameter counts", args_seeds, "seeds"),
+    ("show", "print a cell as equations, DOT, JSON or an image", args_show, "show"),
+    ("mutate", "print random children of a cell and the edits that made them", args_mutate, "mutate"),
+    ("train", "train a seed cell (or a cell JSON file) on a task and print the metric per setting", args_train,
+     "train"),
+    ("search", "run (or resume) an architecture search into an SQLite store", args_search, "search"),
+    ("top", "leaderboard of a search store", args_top, "top"),
+    ("export", "write a discovered cell to a JSON file the flax modules load", args_export, "export"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cellsearch",
+                                description="Search for recurrent cells (Jozefowicz, Zaremba & Sutskever 2015) in JAX.")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name, help_, add_args, impl in VERBS:
+        s = sub.add_parser(name, help=help_, description=help_)
+        add_args(s)
+        s.set_defaults(impl=impl)
     return p
 
 
-def _add_more_verbs(sub) -> None:
-    from cellsearch import cli_run
-
-    cli_run.add_verbs(sub, _positive_int, _positive_float)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        from cellsearch import commands
+
+        return getattr(commands, args.impl)(args)
     except CellSearchError as e:
         print(f"cellsearch: error: {e}", file=sys.stderr)
         return 2

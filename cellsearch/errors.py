@@ -60,3 +60,8 @@ MSG_STATE_WIDTH_CHANGED = (
     "every state output must have the hidden width; an output that is computed from `x` "
     "alone through elementwise ops has the input width. Put a `linear` node in between."
 )
+
+
+class SearchStopped(CellSearchError):
+    """The search cannot go on as configured (e.g. the baseline failed on a task, so no
+    ratio to it would mean anything); everything stored so far is kept."""

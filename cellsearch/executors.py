@@ -2,8 +2,11 @@
 
 A job is a plain dict (cell JSON, task name and options, settings, training config), so it
 pickles cheaply; :func:`run_job` turns it into a list of result dicts and never raises: a
-crash becomes results with status ``"error"`` and the message. Only the search driver writes
-the store; executors just return results.
+crash of the candidate becomes results with status ``"error"`` and the message (stored: the
+same cell would crash again). A job lost to its worker (a process that died, a Ray task
+lost) comes back as results with status ``"lost"`` (:func:`is_lost`): the driver sends it
+again and never stores it. Only the search driver writes the store; executors just return
+results.
 
 Interface: ``submit(job) -> handle``, ``wait() -> (handle, results)`` for some finished job,
 ``close()``.
@@ -18,35 +21,24 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
-from typing import Any
 
 from cellsearch.errors import ConfigError
 
-_TASK_CACHE: dict[str, Any] = {}
-
-
-def _task(name: str, options: dict):
-    from cellsearch.tasks import make_task
-
-    key = f"{name}:{sorted(options.items())}"
-    if key not in _TASK_CACHE:
-        _TASK_CACHE[key] = make_task(name, **options)
-    return _TASK_CACHE[key]
-
-
 def run_job(job: dict) -> list[dict]:
     """Trains one cell on one task under the job's settings; never raises."""
+    from cellsearch.config import TrainConfig
     from cellsearch.graph import from_json
     from cellsearch.hparams import HParams
-    from cellsearch.train import TrainConfig, result_to_dict, train_and_evaluate
+    from cellsearch.tasks import get_task
+    from cellsearch.train import result_to_dict, train_and_evaluate
 
     settings = [HParams(**h) for h in job["settings"]]
     try:
-        results = train_and_evaluate(from_json(job["graph"]), _task(job["task"], job["task_options"]),
+        results = train_and_evaluate(from_json(job["graph"]), get_task(job["task"], job["task_options"]),
                                      settings, TrainConfig(**job["train"]))
         return [result_to_dict(r) for r in results]
     except Exception as e:  # a crashing candidate is a result, not the end of the search
-        return _error_results(job, f"{type(e).__name__}: {e}", traceback.format_exc(limit=3))
+        return error_results(job, f"{type(e).__name__}: {e}", traceback.format_exc(limit=3))
 
 
 def _worker_init(cache_dir: str | None) -> None:
@@ -100,7 +92,7 @@ class ProcessExecutor:
             return fut, fut.result()
         except BrokenProcessPool as e:  # a worker died (e.g. out of memory): record it, restart the pool
             self._restart()
-            return fut, _error_results(job, f"worker process died: {e}")
+            return fut, error_results(job, f"worker process died: {e}", status="lost")
 
     def _restart(self) -> None:
         import multiprocessing as mp
@@ -115,13 +107,19 @@ class ProcessExecutor:
         self._pool.shutdown(cancel_futures=True)
 
 
-def _error_results(job: dict, msg: str, detail: str | None = None) -> list[dict]:
-    """Results with status ``"error"`` for every setting of a job that crashed."""
+def error_results(job: dict, msg: str, detail: str | None = None, *, status: str = "error") -> list[dict]:
+    """Results with ``status`` (``"error"``: the candidate crashed; ``"lost"``: its worker did)
+    for every setting of a job, with the message."""
     from cellsearch.hparams import HParams
 
     metrics = {"error": msg, **({"traceback": detail} if detail else {})}
-    return [{"hparams": asdict(h), "hp_key": h.key(), "status": "error", "score": 0.0, "metrics": metrics,
+    return [{"hparams": asdict(h), "hp_key": h.key(), "status": status, "score": 0.0, "metrics": metrics,
              "wall_s": 0.0, "compile_s": 0.0} for h in (HParams(**d) for d in job["settings"])]
+
+
+def is_lost(results: list[dict]) -> bool:
+    """True if a job's results say its worker was lost (retry it; do not store it)."""
+    return any(r["status"] == "lost" for r in results)
 
 
 class RayExecutor:
@@ -152,7 +150,7 @@ class RayExecutor:
         try:
             return ref, self.ray.get(ref)
         except Exception as e:  # the task or its worker failed
-            return ref, _error_results(job, f"ray task failed: {e}")
+            return ref, error_results(job, f"ray task failed: {e}", status="lost")
 
     def close(self):
         pass

@@ -9,6 +9,7 @@ cells compare at (nearly) equal size. This module imports nothing from JAX.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
@@ -64,11 +65,38 @@ class HParamSpace:
                                seed=seed_base + k))
         return out
 
+    def points(self) -> list[HParams]:
+        """Every point of the grid, in a fixed order (``seed`` 0)."""
+        names = [f.name for f in fields(self)]
+        out = [{}]
+        for n in names:
+            out = [{**d, n: v} for d in out for v in getattr(self, n)]
+        return [HParams(**d) for d in out]
+
+    def sample_distinct(self, rng: np.random.Generator, n: int) -> list[HParams]:
+        """``n`` different grid points drawn uniformly without replacement (``seed`` 0)."""
+        pts = self.points()
+        if n > len(pts):
+            raise ConfigError(f"asked for {n} different settings from a grid of {len(pts)}")
+        return [pts[i] for i in sorted(rng.choice(len(pts), size=n, replace=False))]
+
     def grid_size(self) -> int:
         return math.prod(len(getattr(self, f.name)) for f in fields(self))
 
     def with_(self, **changes) -> HParamSpace:
         return replace(self, **changes)
+
+
+def seeded(h: HParams, search_seed: int) -> HParams:
+    """``h`` with its initialisation seed derived from the search seed and its grid point, so a
+    setting's seed is stable: a resumed step, or the same point met again, trains the same run.
+
+    >>> seeded(HParams(learning_rate=1.0), 0) == seeded(HParams(learning_rate=1.0, seed=7), 0)
+    True
+    """
+    point = json.dumps({f.name: getattr(h, f.name) for f in fields(h) if f.name != "seed"}, sort_keys=True)
+    digest = hashlib.sha256(f"{search_seed}:{point}".encode()).digest()
+    return replace(h, seed=int.from_bytes(digest[:4], "little") & 0x7FFFFFFF)
 
 
 def hidden_size(g: CellGraph, budget: int, layers: int, *, minimum: int = 4) -> int:

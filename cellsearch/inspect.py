@@ -1,4 +1,7 @@
-"""Looking at discovered cells: lineage, metrics and pictures of a cell in a search store."""
+"""Looking at discovered cells: lineage, metrics and pictures of a cell in a search store.
+
+This module imports nothing from JAX.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import json
 
 from cellsearch.errors import StorageError
 from cellsearch.graph import from_json, to_json
+from cellsearch.results import Scores
+from cellsearch.spaces import load_space
 from cellsearch.storage import Store
 
 
@@ -31,15 +36,19 @@ def lineage(store: Store, row) -> list:
 def describe(store: Store, ref: str) -> str:
     """Equations, score, per-task metrics and lineage of one cell, as text."""
     from cellsearch.render import to_equations
-    from cellsearch.search import Search, SearchConfig
 
     row = find_cell(store, ref)
-    cfg = SearchConfig.from_json(store.meta("config"))
-    search = Search(cfg, store)
+    scores = Scores(store)
+    cfg = scores.config
     g = from_json(row["graph"])
-    score = search.score(row["hash"])
+    score = scores.score(row["hash"])
+    baseline = load_space(cfg.space).baseline
     lines = [f"# cell {row['id']} ({row['hash']}): {row['origin']}, status {row['status']}"
-             + (f", score {score:.4f} (min over tasks of best / {search.space.baseline}'s best)" if score is not None else "")]
+             + (f", score {score:.4f} (min over tasks of best / {baseline}'s best)" if score is not None else "")]
+    if row["status"] == "error":
+        step = store.step_of(row["hash"])
+        if step is not None and step["detail"].get("error"):
+            lines.append(f"# error in stage {step['detail'].get('stage')}: {step['detail']['error']}")
     lines += to_equations(g)
     lines.append("")
     lines.append("# metrics (best setting per task)")
@@ -50,7 +59,7 @@ def describe(store: Store, ref: str) -> str:
         ok = [e for e in ev if e["status"] == "ok"]
         best = max(ok, key=lambda e: e["score"]) if ok else None
         n_bad = len(ev) - len(ok)
-        base = store.best(search.baseline, task)
+        base = store.best(scores.baseline, task)
         text = f"{task:<11} best {best['score']:.4f}" if best else f"{task:<11} no finished setting"
         if best and base:
             text += f" ({best['score'] / max(base, 1e-12):.3f} x baseline)"

@@ -237,10 +237,40 @@ class Store:
                                 (cell_hash, task)).fetchone()
         return row[0] > 0 and row[0] == row[1]
 
+    def first_error(self, cell_hash: str, task: str) -> str | None:
+        """The message of the cell's first crashed evaluation on the task, if any."""
+        row = self.conn.execute("SELECT metrics FROM evaluations WHERE cell_hash=? AND task=? AND status='error'"
+                                " ORDER BY id LIMIT 1", (cell_hash, task)).fetchone()
+        return None if row is None else str(json.loads(row[0]).get("error", "unknown error"))
+
+    def statuses(self, cell_hash: str, task: str) -> dict[str, int]:
+        """How many of the cell's evaluations on the task ended in each status."""
+        rows = self.conn.execute("SELECT status, COUNT(*) FROM evaluations WHERE cell_hash=? AND task=?"
+                                 " GROUP BY status", (cell_hash, task)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
     def best(self, cell_hash: str, task: str) -> float | None:
+        """The cell's best score on the task: the highest ``ok`` score, 0 if every finished
+        setting diverged, ``None`` if none finished (no evaluation, or only crashes)."""
         row = self.conn.execute("SELECT MAX(CASE WHEN status='ok' THEN score ELSE 0 END), COUNT(*) FROM evaluations"
-                                " WHERE cell_hash=? AND task=?", (cell_hash, task)).fetchone()
+                                " WHERE cell_hash=? AND task=? AND status != 'error'", (cell_hash, task)).fetchone()
         return None if row[1] == 0 else float(row[0])
+
+    def best_table(self) -> dict[tuple[str, str], float]:
+        """:meth:`best` of every (cell, task) pair, in one query."""
+        rows = self.conn.execute("SELECT cell_hash, task, MAX(CASE WHEN status='ok' THEN score ELSE 0 END)"
+                                 " FROM evaluations WHERE status != 'error' GROUP BY cell_hash, task").fetchall()
+        return {(r[0], r[1]): float(r[2]) for r in rows}
+
+    def evaluation_counts(self) -> dict[str, int]:
+        """Evaluations stored per cell."""
+        return {r[0]: r[1] for r in self.conn.execute("SELECT cell_hash, COUNT(*) FROM evaluations GROUP BY cell_hash")}
+
+    def children_done(self) -> int:
+        """Children whose evaluation finished (duplicates and failed mutations not counted)."""
+        row = self.conn.execute("SELECT COUNT(*) FROM steps WHERE kind='child' AND outcome NOT IN "
+                                "('duplicate', 'mutation_failed')").fetchone()
+        return int(row[0])
 
     # -- steps and pool ------------------------------------------------------------------------
 
@@ -260,6 +290,13 @@ class Store:
                 self.conn.execute("INSERT OR IGNORE INTO pool VALUES (?, ?)", (h, step))
             self.conn.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?)",
                               (step, kind, cell_hash, outcome, json.dumps(detail), time.time()))
+
+    def step_of(self, cell_hash: str) -> dict | None:
+        """The step that proposed the cell (its outcome and detail), if it finished."""
+        row = self.conn.execute("SELECT step, kind, outcome, detail FROM steps WHERE cell_hash=? ORDER BY step LIMIT 1",
+                                (cell_hash,)).fetchone()
+        return None if row is None else {"step": row[0], "kind": row[1], "outcome": row[2],
+                                         "detail": json.loads(row[3])}
 
     def pool(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT cell_hash FROM pool ORDER BY added_step, cell_hash")]

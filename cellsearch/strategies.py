@@ -6,12 +6,14 @@ A strategy decides what a step does and how a scored cell enters the pool:
 * ``admit(view, hash, score) -> (add, remove)``: pool changes after a cell is scored.
 
 ``view`` is the search's read-only view of the store (:class:`cellsearch.search.PoolView`).
+Strategies are listed by name in :data:`STRATEGIES`. This module imports nothing from JAX.
 The evaluation pipeline (filter, hurdle, all tasks) is the same for every strategy.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -95,14 +97,17 @@ class RandomStrategy:
         return _top_n_admit(view, cell_hash, score, self.pool_size)
 
 
-STRATEGIES = ("paper", "aging", "random")
+# name -> factory from a search's settings (a SearchConfig), as mutate.MUTATIONS: add a
+# strategy by adding a row.
+STRATEGIES: dict[str, Callable[[Any], Strategy]] = {
+    "paper": lambda cfg: PaperStrategy(cfg.pool_size, cfg.reeval_prob),
+    "aging": lambda cfg: AgingStrategy(cfg.aging_population, cfg.aging_sample),
+    "random": lambda cfg: RandomStrategy(cfg.random_walk, cfg.pool_size),
+}
 
 
 def make_strategy(cfg) -> Strategy:
-    if cfg.strategy == "paper":
-        return PaperStrategy(cfg.pool_size, cfg.reeval_prob)
-    if cfg.strategy == "aging":
-        return AgingStrategy(cfg.aging_population, cfg.aging_sample)
-    if cfg.strategy == "random":
-        return RandomStrategy(cfg.random_walk, cfg.pool_size)
-    raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
+    """The strategy ``cfg.strategy`` built from the search's settings."""
+    if cfg.strategy not in STRATEGIES:
+        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
+    return STRATEGIES[cfg.strategy](cfg)

@@ -37,51 +37,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cellsearch.canon import canonical
 from cellsearch.compile import CompiledCell, compile_cell
+from cellsearch.config import TrainConfig
 from cellsearch.errors import ConfigError
 from cellsearch.graph import CellGraph
 from cellsearch.hparams import HParams, hidden_size
 from cellsearch.model import init_model, loss_fn, metric_sums
 from cellsearch.tasks.base import Batch, Task, TaskSpec, stack
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train one evaluation.
-
-    Attributes:
-      steps: step budget (``"fixed"``) or the cap on steps (``"paper"``).
-      batch_size: rows per step (20 in the paper, §3.7 [S1]).
-      schedule: ``"fixed"`` or ``"paper"``.
-      steps_per_epoch: epoch length for ``"paper"`` (an epoch of synthetic data is arbitrary, [I]).
-      patience, decay_epochs: the paper's 3 and 4 (§3.7 [P]).
-      eval_every: with ``"fixed"``, validate every N steps too (0: only at the end).
-      chunk: steps per compiled call (fewer host round trips).
-      diverge_factor: loss above ``diverge_factor * log(classes)`` counts as diverged.
-      unroll: ``lax.scan`` unroll of the time loop.
-      data_seed: seed of the training batches (shared by all settings, so they see the same data).
-      eval_split: ``"valid"`` or ``"test"``.
-    """
-
-    steps: int = 500
-    batch_size: int = 20
-    schedule: str = "fixed"
-    steps_per_epoch: int = 100
-    patience: int = 3
-    decay_epochs: int = 4
-    eval_every: int = 0
-    chunk: int = 25
-    diverge_factor: float = 3.0
-    unroll: int = 1
-    data_seed: int = 0
-    eval_split: str = "valid"
-
-    def __post_init__(self):
-        if self.schedule not in ("fixed", "paper"):
-            raise ConfigError(f"schedule must be 'fixed' or 'paper', got {self.schedule!r}")
-        for name in ("steps", "batch_size", "chunk", "steps_per_epoch"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
 
 
 class EvalResult(NamedTuple):
@@ -311,7 +274,9 @@ def train_and_evaluate(
     Returns:
       One :class:`EvalResult` per setting, in order.
     """
-    cell = graph if isinstance(graph, CompiledCell) else compile_cell(graph)
+    # Train the canonical form: isomorphic cells (other node names) share one program, and the
+    # cached program's parameter names always match (training's parameters are internal).
+    cell = compile_cell(canonical(graph.graph if isinstance(graph, CompiledCell) else graph).graph)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, h in enumerate(settings):
         if h.layers < 1:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from cellsearch.hparams import HParamSpace
-from cellsearch.search import SearchConfig
-from cellsearch.train import TrainConfig
+from cellsearch.config import SearchConfig, TrainConfig
 
 SMALL = HParamSpace(layers=(1,), param_budget=(200,), learning_rate=(0.5, 1.0), init_scale=(1.0,), max_grad_norm=(5.0,))
 

@@ -11,7 +11,8 @@ from cellsearch.compile import compile_cell, default_hoist
 from cellsearch.hparams import HParams
 from cellsearch.spaces import find_seed
 from cellsearch.tasks import make_task
-from cellsearch.train import TrainConfig, train_and_evaluate
+from cellsearch.config import TrainConfig
+from cellsearch.train import train_and_evaluate
 
 pytestmark = pytest.mark.gpu
 

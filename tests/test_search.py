@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from cellsearch.errors import ConfigError, StorageError
-from cellsearch.search import Search, SearchConfig, leaderboard, quick_config, run_search
+from cellsearch.config import SearchConfig, quick_config
+from cellsearch.results import leaderboard
+from cellsearch.search import Search, run_search
 from cellsearch.storage import Store
 from cellsearch.strategies import AgingStrategy, PaperStrategy, RandomStrategy
 from tests.search_helpers import tiny_config

@@ -10,7 +10,8 @@ from cellsearch.graph import param_count
 from cellsearch.hparams import HParams, HParamSpace, hidden_size
 from cellsearch.spaces import find_seed
 from cellsearch.tasks import make_task
-from cellsearch.train import TrainConfig, _Member, _schedule_epoch, train_and_evaluate
+from cellsearch.config import TrainConfig
+from cellsearch.train import _Member, _schedule_epoch, train_and_evaluate
 
 CFG = TrainConfig(steps=40, batch_size=8, chunk=20)
 
@@ -110,3 +111,51 @@ def test_program_caches_are_bounded(monkeypatch):
     for name in ("Tanh", "GRU", "LSTM"):
         train_and_evaluate(find_seed(name), task, settings(1), TrainConfig(steps=2, batch_size=4, chunk=2))
         assert len(train._PROGRAMS) <= 2 and len(train._COMPILED) <= 2
+
+
+def test_isomorphic_cells_train_in_one_process():
+    """A relabelled copy of a cell reuses the cached program and trains to the same numbers."""
+    from tests.helpers import relabel
+
+    g = find_seed("LSTM")
+    task = make_task("memorize", eval_batches=1)
+    (a,) = train_and_evaluate(g, task, settings(1), CFG)
+    for seed in (1, 2):
+        (b,) = train_and_evaluate(relabel(g, seed), task, settings(1), CFG)
+        assert b.metrics["nll"] == pytest.approx(a.metrics["nll"], rel=1e-6)
+
+
+def short_last_batch_mat(path, rng):
+    """A small piano-roll .mat whose validation set ends in a short batch (35 windows: 32 + 3)."""
+    from scipy.io import savemat
+
+    def seqs(lengths):
+        arr = np.empty((1, len(lengths)), dtype=object)
+        for i, n in enumerate(lengths):
+            arr[0, i] = (rng.uniform(size=(n, 88)) < 0.05).astype(np.uint8)
+        return arr
+
+    # seq_len 8: a sequence of 8k+1 steps gives k windows; 17 + 18 = 35 windows
+    savemat(str(path), {"traindata": seqs([40, 33, 60]), "validdata": seqs([137, 145]), "testdata": seqs([20])})
+
+
+@pytest.mark.parametrize("which, name", [("nottingham", "Nottingham.mat"), ("pianomidi", "Piano_midi.mat")])
+def test_music_trains_and_evaluates_with_a_short_last_batch(tmp_path, rng, which, name):
+    (tmp_path / "music").mkdir()
+    short_last_batch_mat(tmp_path / "music" / name, rng)
+    task = make_task(which, data_dir=str(tmp_path), seq_len=8)
+    batches = task.eval_batches("valid")
+    assert len(batches) == 2 and {b.inputs.shape for b in batches} == {(32, 8, 88)}
+    assert batches[1].mask.sum() == 3 * 8  # the padded rows are not scored
+    (r,) = train_and_evaluate(find_seed("LSTM"), task, settings(1, param_budget=2000), CFG)
+    assert r.status == "ok" and np.isfinite(r.metrics["nll"]) and 0 < r.score < 1
+
+
+@pytest.mark.parametrize("which", ["nottingham", "pianomidi"])
+def test_music_on_the_real_files(data_dir, which):
+    if not (data_dir / "music").is_dir():
+        pytest.skip(f"music data not found under {data_dir}")
+    task = make_task(which, data_dir=str(data_dir))
+    assert len({b.inputs.shape for b in task.eval_batches("valid")}) == 1
+    (r,) = train_and_evaluate(find_seed("LSTM"), task, settings(1), TrainConfig(steps=10, batch_size=8, chunk=10))
+    assert r.status == "ok" and 0 < r.metrics["nll"] < 88 * np.log(2) * 2

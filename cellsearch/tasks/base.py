@@ -84,9 +84,37 @@ class Task:
         return [self.train_batch(rng, self.batch_size_eval) for _ in range(self.eval_batches_n)]
 
     def eval_batches(self, split: str = "valid") -> list[Batch]:
+        """The validation or test set as batches of **one shape** (the last, shorter batch is
+        padded with unscored rows), so one compiled evaluation program reads them all."""
         if split not in ("valid", "test"):
             raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
         cache = self.__dict__.setdefault("_eval_cache", {})
         if split not in cache:
-            cache[split] = self._split(split)
+            cache[split] = pad_to_one_shape(self._split(split))
         return cache[split]
+
+
+def pad_batch(b: Batch, rows: int, steps: int) -> Batch:
+    """``b`` grown to ``rows`` x ``steps`` with zeros; the added positions are unscored.
+
+    >>> b = Batch(np.ones((2, 3), np.int32), np.ones((2, 3), np.int32), np.ones((2, 3)), np.zeros((2, 3)))
+    >>> p = pad_batch(b, 4, 5)
+    >>> p.inputs.shape, float(p.mask.sum())
+    ((4, 5), 6.0)
+    """
+
+    def grow(a: np.ndarray) -> np.ndarray:
+        out = np.zeros((rows, steps, *a.shape[2:]), a.dtype)
+        out[: a.shape[0], : a.shape[1]] = a
+        return out
+
+    return Batch(*(grow(a) for a in b))
+
+
+def pad_to_one_shape(batches: list[Batch]) -> list[Batch]:
+    """Every batch padded to the largest rows and time steps among them."""
+    if not batches:
+        return batches
+    rows = max(b.inputs.shape[0] for b in batches)
+    steps = max(b.inputs.shape[1] for b in batches)
+    return [b if b.inputs.shape[:2] == (rows, steps) else pad_batch(b, rows, steps) for b in batches]

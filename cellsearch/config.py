@@ -1,0 +1,206 @@
+"""Settings as plain data: how to train one evaluation, and what defines a search.
+
+:class:`TrainConfig` (one evaluation's schedule), :class:`SearchConfig` (a whole search; the
+store keeps it as JSON and refuses to resume under other settings), :func:`quick_config`
+(the ``--quick`` preset) and the store's default path. The per-task facts (factory, default
+parameter budget, data folder) live in one table, :data:`cellsearch.tasks.TASKS`.
+
+This module imports nothing from JAX: reading a store's settings (``top``, ``show``,
+``export``, ``report``) stays light.
+
+>>> cfg = quick_config(seed=3)
+>>> SearchConfig.from_json(cfg.to_json()) == cfg
+True
+>>> cfg.identity() == quick_config(seed=3, candidates=99).identity()  # budgets may change on resume
+True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from cellsearch.errors import ConfigError
+from cellsearch.hparams import HParamSpace
+from cellsearch.spaces import DEFAULT_SPACE
+from cellsearch.strategies import STRATEGIES
+from cellsearch.tasks import TASKS
+
+DEFAULT_DB = "cellsearch.db"  # the store's default path, for every verb
+PAPER_TASKS = ("arithmetic", "xml", "ptb")  # §3.2 [I]: the paper's order; the first is the hurdle
+SCHEDULES = ("fixed", "paper")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one evaluation.
+
+    Attributes:
+      steps: step budget (``"fixed"``) or the cap on steps (``"paper"``).
+      batch_size: rows per step (20 in the paper, §3.7 [S1]).
+      schedule: ``"fixed"`` or ``"paper"``.
+      steps_per_epoch: epoch length for ``"paper"`` (an epoch of synthetic data is arbitrary, [I]).
+      patience, decay_epochs: the paper's 3 and 4 (§3.7 [P]).
+      eval_every: with ``"fixed"``, validate every N steps too (0: only at the end).
+      chunk: steps per compiled call (fewer host round trips).
+      diverge_factor: loss above ``diverge_factor * log(classes)`` counts as diverged.
+      unroll: ``lax.scan`` unroll of the time loop.
+      data_seed: seed of the training batches (shared by all settings, so they see the same data).
+      eval_split: ``"valid"`` or ``"test"``.
+    """
+
+    steps: int = 500
+    batch_size: int = 20
+    schedule: str = "fixed"
+    steps_per_epoch: int = 100
+    patience: int = 3
+    decay_epochs: int = 4
+    eval_every: int = 0
+    chunk: int = 25
+    diverge_factor: float = 3.0
+    unroll: int = 1
+    data_seed: int = 0
+    eval_split: str = "valid"
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("steps", "batch_size", "chunk", "steps_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_split not in ("valid", "test"):
+            raise ConfigError(f"eval_split must be 'valid' or 'test', got {self.eval_split!r}")
+
+
+def default_budgets() -> dict[str, tuple[int, ...]]:
+    """Each task's default recurrent parameter budget, from :data:`cellsearch.tasks.TASKS`."""
+    return {name: (info.budget,) for name, info in TASKS.items() if name != "memorize"}
+
+
+# The memorisation filter (§3.3), calibrated: see ``benchmarks/README.md`` ("Filter").
+FILTER_HPARAMS = HParamSpace(learning_rate=(1.0, 2.0), init_scale=(1.0,), max_grad_norm=(5.0,), layers=(1,),
+                             param_budget=(20_000,))
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a search (the store refuses to resume under other settings,
+    except the budget fields ``candidates`` and ``hours`` and the data folder).
+
+    Unverified details of the paper are marked [I] and are settings here; departures from
+    it are listed in the README's fidelity section.
+    """
+
+    space: str = DEFAULT_SPACE
+    tasks: tuple[str, ...] = PAPER_TASKS
+    strategy: str = "paper"
+    seed: int = 0
+    candidates: int | None = 100  # children to evaluate (duplicates not counted)
+    hours: float | None = None  # wall-clock budget; whichever of the two ends first
+    pool_size: int = 100  # §3.1 top-100 list
+    settings_per_task: int = 20  # §3.2: 20 random settings per task
+    init_settings: int = 20  # settings for the pool seeds and the baseline at the start
+    reeval_prob: float = 0.5  # [I] re-evaluate vs mutate (the paper's split is unknown)
+    carry_over: int = 2  # §3.2 [S1]: the parent's best settings tried on the child
+    mutation_rate: float = 1.0  # §3.5: per-node edit probability p ~ U[0, mutation_rate]
+    filter_task: str = "memorize"
+    filter_threshold: float = 0.95  # §3.3
+    filter_settings: int = 2  # departure: best of the whole filter grid (2 settings), see FILTER_HPARAMS
+    hurdle: float = 0.9  # §3.2: 90 % of the GRU's best on the first task
+    aging_population: int = 20
+    aging_sample: int = 5
+    random_walk: int = 3
+    hparams: HParamSpace = HParamSpace()
+    filter_hparams: HParamSpace = FILTER_HPARAMS
+    budgets: dict[str, tuple[int, ...]] = field(default_factory=default_budgets)
+    train: TrainConfig = TrainConfig(steps=1000, batch_size=20)
+    filter_train: TrainConfig = TrainConfig(steps=4000, batch_size=32, chunk=250, eval_every=1000)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_dir: str | None = None
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if not self.tasks:
+            raise ConfigError("a search needs at least one task")
+        for t in (*self.tasks, self.filter_task):
+            if t not in TASKS:
+                raise ConfigError(f"unknown task {t!r}; tasks: {', '.join(TASKS)}")
+        twice = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
+        if twice:
+            raise ConfigError(f"task {twice[0]!r} is named twice in the task list {','.join(self.tasks)}")
+        if self.filter_task in self.tasks:
+            raise ConfigError(f"the filter task {self.filter_task!r} cannot also be a scored task")
+        if self.candidates is not None and self.candidates < 0:
+            raise ConfigError(f"candidates must be >= 0, got {self.candidates}")
+        if self.hours is not None and not self.hours > 0:
+            raise ConfigError(f"hours must be > 0, got {self.hours}")
+        for name in ("pool_size", "settings_per_task", "init_settings", "filter_settings"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.filter_settings > self.filter_hparams.grid_size():
+            raise ConfigError(f"filter_settings ({self.filter_settings}) exceeds the filter grid's "
+                              f"{self.filter_hparams.grid_size()} points")
+
+    def train_config(self, task: str) -> TrainConfig:
+        """The training schedule of one evaluation on ``task`` (the filter has its own)."""
+        return replace(self.filter_train if task == self.filter_task else self.train, data_seed=self.seed)
+
+    def hparam_space(self, task: str) -> HParamSpace:
+        """The grid settings are drawn from for ``task`` (the filter has its own grid)."""
+        if task == self.filter_task:
+            return self.filter_hparams
+        return replace(self.hparams, param_budget=self.budgets.get(task, self.hparams.param_budget))
+
+    # -- JSON ----------------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SearchConfig:
+        d = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["tasks"] = tuple(d["tasks"])
+        for k in ("hparams", "filter_hparams"):
+            d[k] = HParamSpace(**{f: tuple(v) for f, v in d[k].items()})
+        for k in ("train", "filter_train"):
+            d[k] = TrainConfig(**d[k])
+        d["budgets"] = {t: tuple(v) for t, v in d["budgets"].items()}
+        return cls(**d)
+
+    def identity(self) -> dict:
+        """The fields a resumed search must share with the original."""
+        d = json.loads(self.to_json())
+        for k in ("candidates", "hours", "data_dir"):
+            d.pop(k)
+        return d
+
+
+def quick_config(**overrides) -> SearchConfig:
+    """``--quick``: a small, meaningful search on a laptop CPU in about 5 minutes.
+
+    Arithmetic with up to 3 digits and XML with short rows and 1-3 letter tag names,
+    10k-parameter cells, 4 settings per task (one compiled program each), the calibrated
+    memorisation filter and 16 children. One departure from the paper keeps it meaningful at
+    this size: children are milder (``mutation_rate`` 0.3: about a third as many edits).
+    """
+    base = dict(
+        tasks=("arithmetic", "xml"),
+        candidates=16,
+        mutation_rate=0.3,
+        pool_size=20,
+        settings_per_task=4,
+        init_settings=4,
+        reeval_prob=0.2,
+        hparams=HParamSpace(layers=(1,), learning_rate=(0.5, 1.0, 2.0, 3.0), init_scale=(0.5, 1.0, 2.0),
+                            max_grad_norm=(1.0, 5.0, 10.0)),
+        budgets={"arithmetic": (10_000,), "xml": (10_000,), "ptb": (50_000,), "nottingham": (10_000,),
+                 "pianomidi": (10_000,)},
+        train=TrainConfig(steps=600, batch_size=32, chunk=100),
+        task_options={"arithmetic": {"max_digits": 3}, "xml": {"seq_len": 32, "min_name": 1, "max_name": 3}},
+    )
+    base.update(overrides)
+    return SearchConfig(**base)
