@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main():
+    from cellsearch.config import TrainConfig
     from cellsearch.hparams import HParams
     from cellsearch.spaces import find_seed
     from cellsearch.tasks import make_task
-    from cellsearch.config import TrainConfig
     from cellsearch.train import train_and_evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -37,10 +37,10 @@ BIG = {
 
 
 def main():
+    from cellsearch.config import TrainConfig
     from cellsearch.hparams import HParams
     from cellsearch.spaces import find_seed
     from cellsearch.tasks import make_task
-    from cellsearch.config import TrainConfig
     from cellsearch.train import enable_compilation_cache, train_and_evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -91,8 +91,12 @@ class _Program:
 
     # -- parameters ------------------------------------------------------------------------
 
-    def _init_with(self, draw, xp, input_size: int, hidden_size: int, init_scale) -> Params:
-        """Parameters with ``draw(shape, (node index, operand index))`` giving ``U[-1, 1]`` draws."""
+    def init_with(self, draw, xp, input_size: int, hidden_size: int, init_scale) -> Params:
+        """Parameters in this program's layout, each kernel entry ``draw(shape, (node index,
+        operand index)) * init_scale / sqrt(hidden_size)`` (``draw`` gives ``U[-1, 1]`` for
+        :meth:`init`; other draws serve other uses, e.g. the functional hash's probe), plus
+        ``a * I`` for a Linear(a, x) node; biases at their ``bias_init``. ``xp`` is ``numpy``
+        or ``jax.numpy``."""
         if self.equal_widths and input_size != hidden_size:
             raise CompileError(
                 f"this cell adds x to hidden-width values, so it needs input_size == hidden_size, "
@@ -125,7 +129,7 @@ class _Program:
             k = jax.random.fold_in(jax.random.fold_in(key, idx[0]), idx[1])
             return jax.random.uniform(k, shape, minval=-1.0, maxval=1.0)
 
-        return self._init_with(draw, jnp, input_size, hidden_size, init_scale)
+        return self.init_with(draw, jnp, input_size, hidden_size, init_scale)
 
     def init_numpy(self, seed, input_size: int, hidden_size: int, init_scale: float = 1.0) -> Params:
         """The same layout drawn on the host with NumPy (no compilation at all)."""
@@ -134,7 +138,7 @@ class _Program:
         def draw(shape, idx):
             return np.random.default_rng((*base, *idx)).uniform(-1.0, 1.0, shape).astype(np.float32)
 
-        return self._init_with(draw, np, input_size, hidden_size, np.float32(init_scale))
+        return self.init_with(draw, np, input_size, hidden_size, np.float32(init_scale))
 
     def prepare(self, params: Params) -> dict[str, Any]:
         """Concatenates the kernels that share an operand (once, outside the time loop)."""
@@ -294,7 +298,9 @@ _CACHE_SIZE = 4096
 _STATS = {"hits": 0, "misses": 0}
 
 
-def _canonical_program(g: CellGraph, fuse: bool) -> tuple[Canonical, _Program]:
+def canonical_program(g: CellGraph, fuse: bool = True) -> tuple[Canonical, _Program]:
+    """The canonical form of ``g`` and its program, cached by structural hash: isomorphic
+    cells get the same program object (ids, state order and parameter names canonical)."""
     c = canonical(g)
     key = (c.hash, fuse)
     prog = _CACHE.get(key)
@@ -322,7 +328,7 @@ def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
         carry, y = cell.apply(params, carry, jnp.ones((8, 16)))
     """
     validate(g)
-    c, prog = _canonical_program(g, fuse)
+    c, prog = canonical_program(g, fuse)
     nmap = c.node_map
     inv_n = {v: k for k, v in nmap.items()}
     states = tuple(g.graph["states"])

@@ -22,7 +22,7 @@ import networkx as nx
 import numpy as np
 
 from cellsearch.canon import structural_hash
-from cellsearch.compile import _canonical_program
+from cellsearch.compile import canonical_program
 from cellsearch.graph import CellGraph, operands
 
 WIDTH = 8  # hidden = input width used for the probe (equal, so MUT1-like cells run)
@@ -31,22 +31,16 @@ DECIMALS = 4
 
 
 def _probe_params(prog, key):
-    params = {}
-    for rank, n in enumerate(prog.linears):
-        nkey = jax.random.fold_in(key, rank)
-        args = sorted(prog.args[n], key=prog.order.index)
-        p = {}
-        for j, u in enumerate(args):
-            shape = (WIDTH,) if prog.g.edges[u, n].get("kind") == "diag" else (WIDTH, WIDTH)
-            p[f"W_{u}"] = jax.random.normal(jax.random.fold_in(nkey, j), shape) / np.sqrt(WIDTH)
-            d = prog.g.nodes[n]
-            if d.get("scale") is not None:
-                p[f"W_{u}"] = p[f"W_{u}"] + d["scale"] * jnp.eye(WIDTH)
-        if prog.bias[n]:
-            p["b"] = jnp.full((WIDTH,), prog.g.nodes[n].get("bias_init", 0.0)) + 0.1 * jax.random.normal(
-                jax.random.fold_in(nkey, 999), (WIDTH,)
-            )
-        params[n] = p
+    """Normal-distributed parameters in the program's layout (its own initialiser with a
+    normal draw), with a little noise on every bias so bias-only differences show."""
+
+    def draw(shape, idx):
+        return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, idx[0]), idx[1]), shape)
+
+    params = prog.init_with(draw, jnp, WIDTH, WIDTH, 1.0)
+    for k, n in enumerate(prog.linears):
+        if "b" in params[n]:
+            params[n]["b"] = params[n]["b"] + 0.1 * jax.random.normal(jax.random.fold_in(key, 10_000 + k), (WIDTH,))
     return params
 
 
@@ -72,7 +66,7 @@ def functional_hash(g: CellGraph, *, seed: int = 0, decimals: int = DECIMALS) ->
     >>> functional_hash(SEEDS["LSTM"]()) == functional_hash(SEEDS["LSTM-b"]())
     False
     """
-    _, prog = _canonical_program(_drop_identities(g), True)
+    _, prog = canonical_program(_drop_identities(g))
     key = jax.random.key(seed)
     params = _probe_params(prog, jax.random.fold_in(key, 1))
     x = jax.random.normal(jax.random.fold_in(key, 2), (BATCH, WIDTH))

@@ -24,6 +24,7 @@ from dataclasses import asdict
 
 from cellsearch.errors import ConfigError
 
+
 def run_job(job: dict) -> list[dict]:
     """Trains one cell on one task under the job's settings; never raises."""
     from cellsearch.config import TrainConfig

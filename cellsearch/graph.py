@@ -58,7 +58,7 @@ def operands(g: CellGraph, node: str) -> list[str]:
 
     >>> b = CellBuilder("t", states=("h",)); _ = b.output("h", b.tanh(b.linear(b.x, b.state("h"))))
     >>> operands(b.graph, "h")
-    ['n2']
+    ['n1']
     """
     preds = [(d.get("port", 0), u) for u, _, d in g.in_edges(node, data=True)]
     return [u for _, u in sorted(preds)]
@@ -184,9 +184,9 @@ class CellBuilder:
     """Builds a cell graph with readable code.
 
     >>> b = CellBuilder("Tanh", states=("h",))
-    >>> h = b.output("h", b.tanh(b.linear(b.x, b.state("h")), name="h_new"))
+    >>> h = b.output("h", b.tanh(b.linear(b.x, b.state("h")), node="h_new"))
     >>> sorted(validate(b.graph).nodes)
-    ['h', 'h_new', 'h_prev', 'n2', 'x']
+    ['h', 'h_new', 'h_prev', 'n0', 'x']
     """
 
     def __init__(self, name: str, states: Iterable[str] = ("h",), output: str | None = None):

@@ -31,7 +31,7 @@ def init_model(seed: int, cell: CompiledCell, spec: TaskSpec, hidden: int, layer
         embed["b"] = np.zeros((hidden,), np.float32)
     return {
         "embed": embed,
-        "layers": [cell.init_numpy((seed, 2, l), hidden, hidden, init_scale=init_scale) for l in range(layers)],
+        "layers": [cell.init_numpy((seed, 2, k), hidden, hidden, init_scale=init_scale) for k in range(layers)],
         "out": {"W": u(1, (hidden, spec.output_size)), "b": np.zeros((spec.output_size,), np.float32)},
     }
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import networkx as nx
 import numpy as np
@@ -40,8 +40,14 @@ from cellsearch.graph import (
 )
 from cellsearch.ops import parse_activation
 
-if TYPE_CHECKING:
-    from cellsearch.spaces import SearchSpace
+
+class MutationSpace(Protocol):
+    """What the edits need from a search space (:class:`cellsearch.spaces.SearchSpace` is one)."""
+
+    activations: tuple[str, ...]
+    binary_ops: tuple[str, ...]
+    mutations: tuple[str, ...]
+    operand_rule: str
 
 MAX_NODES = 64  # bound on a child's size: edits that grow the graph stop applying beyond it
 _FIXED = ("input", "state", "const", "output")
@@ -263,7 +269,7 @@ MUTATIONS: dict[str, Mutation] = {
 }
 
 
-def applicable(g: CellGraph, node: str, space: SearchSpace) -> list[str]:
+def applicable(g: CellGraph, node: str, space: MutationSpace) -> list[str]:
     """The names of the space's mutations that apply to ``node``."""
     return [m for m in space.mutations if MUTATIONS[m].applies_to(g, node, space)]
 
@@ -272,7 +278,7 @@ def mutate(
     g: CellGraph,
     *,
     rng: np.random.Generator,
-    space: SearchSpace,
+    space: MutationSpace,
     max_attempts: int = 200,
     max_rate: float = 1.0,
 ) -> tuple[CellGraph, list[AppliedMutation]]:

@@ -103,8 +103,8 @@ def to_equations(g: CellGraph) -> list[str]:
     >>> from search_spaces.jozefowicz2015 import SEEDS
     >>> print("\\n".join(to_equations(SEEDS["GRU"]())))
     r = sigm(W_xr x + W_hr h + b_r)
-    z = sigm(W_xz x + W_hz h + b_z)
     u = tanh(W_xu x + W_1u (r * h) + b_u)
+    z = sigm(W_xz x + W_hz h + b_z)
     h' = z * h + (1 - z) * u
     """
     p = _Printer(g)

@@ -30,7 +30,6 @@ a resumed search runs it again.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
@@ -277,9 +276,6 @@ class Search:
 def open_store(path: str, config: SearchConfig) -> Store:
     """Opens (or creates) the store for ``config``; refuses a store made by other settings.
     Settings are written only into an empty store (one that holds no search yet)."""
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise StorageError(f"cannot create the store {path!r}: the folder {parent!r} does not exist")
     store = Store(path)
     saved = store.meta("config")
     if saved is None:

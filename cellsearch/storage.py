@@ -117,7 +117,11 @@ class Store:
 
     def _take_lock(self) -> None:
         lock_path = self.path + ".lock"
-        f = open(lock_path, "a+")
+        try:
+            f = open(lock_path, "a+")
+        except OSError as e:
+            raise StorageError(f"cannot write the store {self.path!r}: {e.strerror} ({lock_path}); "
+                               "pass --db a path in a folder you can write") from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -256,7 +256,7 @@ def train_and_evaluate(
     graph: CellGraph | CompiledCell,
     task: Task,
     settings: Sequence[HParams],
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig | None = None,
     *,
     on_steps: Callable[[int], None] | None = None,
 ) -> list[EvalResult]:
@@ -268,12 +268,13 @@ def train_and_evaluate(
       graph: a cell graph (or an already compiled cell).
       task: a task from :func:`cellsearch.tasks.make_task`.
       settings: the hyperparameter settings.
-      config: the training schedule.
+      config: the training schedule (default ``TrainConfig()``).
       on_steps: called with the number of (setting x step) units done after each chunk.
 
     Returns:
       One :class:`EvalResult` per setting, in order.
     """
+    config = config or TrainConfig()
     # Train the canonical form: isomorphic cells (other node names) share one program, and the
     # cached program's parameter names always match (training's parameters are internal).
     cell = compile_cell(canonical(graph.graph if isinstance(graph, CompiledCell) else graph).graph)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cellsearch.hparams import HParamSpace
 from cellsearch.config import SearchConfig, TrainConfig
+from cellsearch.hparams import HParamSpace
 
 SMALL = HParamSpace(layers=(1,), param_budget=(200,), learning_rate=(0.5, 1.0), init_scale=(1.0,), max_grad_norm=(5.0,))
 

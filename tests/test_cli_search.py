@@ -113,6 +113,14 @@ def test_kill_9_mid_search_loses_nothing(tmp_path):
     assert r.returncode == 2 and "in use by another search" in r.stderr
 
 
+def test_a_refused_search_leaves_the_store_free(tmp_path):
+    """A search refused at start-up (missing data) writes no settings: the corrected command runs."""
+    r = cli("search", *TINY, "--tasks", "ptb", "--data-dir", str(tmp_path), "--candidates", "0", cwd=tmp_path)
+    assert r.returncode == 2 and "ptb.train.txt' not found" in r.stderr
+    r = cli("search", *TINY, "--candidates", "0", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
 def test_bad_cli_values_exit_2(tmp_path):
     r = cli("search", "--workers", "0", cwd=tmp_path)
     assert r.returncode == 2 and "positive integer" in r.stderr
@@ -120,6 +128,11 @@ def test_bad_cli_values_exit_2(tmp_path):
     assert r.returncode == 2 and "unknown task 'chess'" in r.stderr
     r = cli("search", "--tasks", "arithmetic,ptb", "--data-dir", str(tmp_path), "--db", "p.db", cwd=tmp_path)
     assert r.returncode == 2 and "ptb.train.txt' not found" in r.stderr and "--data-dir" in r.stderr
+    assert not (tmp_path / "p.db").exists()  # a refused search writes nothing
+    r = cli("search", "--tasks", "arithmetic,xml,arithmetic", "--db", "d.db", cwd=tmp_path)
+    assert r.returncode == 2 and "'arithmetic' is named twice" in r.stderr
+    r = cli("search", "--db", str(tmp_path / "no" / "such" / "s.db"), cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot write the store" in r.stderr
     r = cli("top", "--db", "missing.db", cwd=tmp_path)
     assert r.returncode == 2 and "no search store" in r.stderr
     assert json.loads(cli("show", "GRU", "--format", "json", cwd=tmp_path).stdout)["name"] == "GRU"

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from cellsearch.compile import compile_cell, default_hoist
+from cellsearch.config import TrainConfig
 from cellsearch.hparams import HParams
 from cellsearch.spaces import find_seed
 from cellsearch.tasks import make_task
-from cellsearch.config import TrainConfig
 from cellsearch.train import train_and_evaluate
 
 pytestmark = pytest.mark.gpu

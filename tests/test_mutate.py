@@ -123,3 +123,30 @@ def test_operand_rules_all_give_valid_children(rule):
     for seed in range(100):
         child, edits = mutate(find_seed("GRU"), rng=np.random.default_rng(seed), space=space)
         assert is_valid(child) and all(e.name == "replace_with_binary" for e in edits)
+
+
+def test_mutations_repair_the_damaged_seed():
+    """tiny's ``Damaged`` seed lost the GRU's update path (h' reaches h only through a matmul).
+    Some child in a short mutation stream grows an elementwise path from h back to h' (the
+    path a gated update needs); every child is valid."""
+    import networkx as nx
+
+    from cellsearch.graph import validate
+    from cellsearch.mutate import mutate
+    from cellsearch.spaces import load_space
+
+    space = load_space("tiny")
+    g = space.seed("Damaged")
+
+    def elementwise_path(c) -> bool:
+        direct = c.subgraph(n for n, d in c.nodes(data=True) if d["op"] != "linear")
+        return nx.has_path(direct, "h_prev", "h")
+
+    assert not elementwise_path(g)
+    rng = np.random.default_rng(0)
+    repaired = 0
+    for _ in range(200):
+        child, _ = mutate(g, rng=rng, space=space)
+        validate(child)
+        repaired += elementwise_path(child)
+    assert repaired > 0

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import numpy as np
 import pytest
 
-from cellsearch.errors import ConfigError, StorageError
 from cellsearch.config import SearchConfig, quick_config
+from cellsearch.errors import ConfigError, StorageError
 from cellsearch.results import leaderboard
 from cellsearch.search import Search, run_search
 from cellsearch.storage import Store
-from cellsearch.strategies import AgingStrategy, PaperStrategy, RandomStrategy
 from tests.search_helpers import tiny_config
 
 
@@ -42,40 +40,6 @@ def test_score_is_min_over_tasks_of_ratio_to_baseline(tmp_path):
         # best arithmetic 0.88 / 0.8 = 1.1; best xml 0.3 / 0.4 = 0.75 (a diverged run counts as 0)
         assert s.score(cell) == pytest.approx(0.75)
         assert s.score(base) == pytest.approx(1.0)
-
-
-class FakeView:
-    def __init__(self, scores):
-        self.scores = scores
-
-    def pool(self):
-        return list(self.scores)
-
-    def pool_scores(self):
-        return dict(self.scores)
-
-    def seed_hashes(self):
-        return ["lstm", "gru"]
-
-
-def test_paper_pool_keeps_the_top_n():
-    st = PaperStrategy(pool_size=3)
-    assert st.admit(FakeView({"a": 1.0, "b": 0.5}), "new", 0.1) == (["new"], [])
-    assert st.admit(FakeView({"a": 1.0, "b": 0.5, "c": 0.7}), "new", 0.6) == (["new"], ["b"])
-    assert st.admit(FakeView({"a": 1.0, "b": 0.5, "c": 0.7}), "new", 0.4) == ([], [])
-
-
-def test_strategies_propose_from_their_pools():
-    rng = np.random.default_rng(0)
-    view = FakeView({"a": 1.0, "b": 0.2, "c": 0.1})
-    kinds = {PaperStrategy(reeval_prob=0.5).propose(view, rng)[0] for _ in range(50)}
-    assert kinds == {"reeval", "child"}
-    for _ in range(20):
-        kind, parent, n = AgingStrategy(sample_size=3).propose(view, rng)
-        assert (kind, parent) == ("child", "a")  # the best of a full sample
-        kind, parent, n = RandomStrategy(walk=3).propose(view, rng)
-        assert parent in ("lstm", "gru") and 1 <= n <= 3
-    assert AgingStrategy(population=3).admit(view, "new", 0.0) == (["new"], ["a"])  # the oldest leaves
 
 
 def test_tiny_search_end_to_end_and_staged_filter(tmp_path):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cellsearch.config import TrainConfig
 from cellsearch.errors import ConfigError
 from cellsearch.graph import param_count
 from cellsearch.hparams import HParams, HParamSpace, hidden_size
 from cellsearch.spaces import find_seed
 from cellsearch.tasks import make_task
-from cellsearch.config import TrainConfig
 from cellsearch.train import _Member, _schedule_epoch, train_and_evaluate
 
 CFG = TrainConfig(steps=40, batch_size=8, chunk=20)
