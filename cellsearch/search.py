@@ -39,14 +39,14 @@ import numpy as np
 
 from cellsearch.canon import structural_hash
 from cellsearch.config import DEFAULT_DB, SearchConfig
-from cellsearch.errors import ConfigError, MutationFailed, SearchStopped, StorageError
+from cellsearch.errors import ConfigError, MutationFailed, SearchStopped
 from cellsearch.graph import from_json, to_json
 from cellsearch.hparams import HParams, seeded
 from cellsearch.mutate import mutate
-from cellsearch.results import MIN_BASELINE, Scores, SearchSummary, best_score, summarize
+from cellsearch.results import MIN_BASELINE, Scores, SearchSummary, best_score, ratio, summarize
 from cellsearch.spaces import load_space
-from cellsearch.storage import Store
-from cellsearch.strategies import make_strategy
+from cellsearch.storage import Store, open_search_store
+from cellsearch.strategies import PoolView, make_strategy
 from cellsearch.tasks import get_task, task_options
 
 
@@ -61,23 +61,6 @@ def check_tasks(cfg: SearchConfig) -> None:
     before it starts (with the message saying what to fix) instead of failing evaluations."""
     for t in (cfg.filter_task, *cfg.tasks):
         get_task(t, task_options(t, cfg.task_options.get(t), cfg.data_dir))
-
-
-class PoolView:
-    """Read access to the pool and scores, shared by the strategies and the steps."""
-
-    def __init__(self, search: Search):
-        self.s = search
-
-    def pool(self) -> list[str]:
-        return self.s.store.pool()
-
-    def seed_hashes(self) -> list[str]:
-        return list(self.s.seed_hashes)
-
-    def pool_scores(self) -> dict[str, float]:
-        sc = Scores(self.s.store, self.s.cfg)
-        return {h: sc.score(h) or 0.0 for h in self.pool()}
 
 
 @dataclass
@@ -98,22 +81,17 @@ class Search:
         self.cfg, self.store = config, store
         self.space = load_space(config.space)
         self.strategy = make_strategy(config)
-        self.view = PoolView(self)
         names = list(dict.fromkeys([*self.space.pool_seeds, self.space.baseline]))
         self.seed_graphs = {n: self.space.seed(n) for n in names}
         self.seed_hashes = [structural_hash(self.seed_graphs[n]) for n in self.space.pool_seeds]
         self.baseline = structural_hash(self.seed_graphs[self.space.baseline])
         self.n_init = len(names)
+        self.view = PoolView(store, lambda: Scores(store, config), self.seed_hashes)
 
     def score(self, cell_hash: str) -> float | None:
         """The cell's score (:mod:`cellsearch.results`); ``None`` if a task has no result."""
-        ratios = []
-        for t in self.cfg.tasks:
-            mine, base = self.store.best(cell_hash, t), self.store.best(self.baseline, t)
-            if mine is None or base is None or base < MIN_BASELINE:
-                return None
-            ratios.append(mine / base)
-        return min(ratios)
+        ratios = [ratio(self.store.best(cell_hash, t), self.store.best(self.baseline, t)) for t in self.cfg.tasks]
+        return None if any(r is None for r in ratios) else min(ratios)
 
     def check_baseline(self) -> None:
         """Raises :class:`SearchStopped` if the baseline has no usable result on a task."""
@@ -274,21 +252,8 @@ class Search:
 
 
 def open_store(path: str, config: SearchConfig) -> Store:
-    """Opens (or creates) the store for ``config``; refuses a store made by other settings.
-    Settings are written only into an empty store (one that holds no search yet)."""
-    store = Store(path)
-    saved = store.meta("config")
-    if saved is None:
-        store.set_meta("config", config.to_json())
-        return store
-    old = SearchConfig.from_json(saved).identity()
-    new = config.identity()
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    if diff:
-        store.close()
-        raise StorageError(f"the store {path!r} holds a search with other settings ({', '.join(diff)} differ); "
-                           "resume it with the same settings or pass another --db")
-    return store
+    """Opens (or creates) the store for ``config``; refuses a store made by other settings."""
+    return open_search_store(path, config.to_json(), lambda text: SearchConfig.from_json(text).identity())
 
 
 def run_search(

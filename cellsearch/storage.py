@@ -27,7 +27,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cellsearch.errors import StorageError
@@ -308,6 +308,24 @@ class Store:
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT kind, outcome, COUNT(*) FROM steps GROUP BY kind, outcome").fetchall()
         return {f"{k}:{o}": n for k, o, n in rows}
+
+
+def open_search_store(path: str, settings: str, identity: Callable[[str], dict]) -> Store:
+    """Opens (or creates) a store for a search with ``settings`` (JSON). The settings are
+    written only into a store that holds none yet; a store whose settings differ under
+    ``identity`` (the fields a resumed search must share) is refused."""
+    store = Store(path)
+    saved = store.meta("config")
+    if saved is None:
+        store.set_meta("config", settings)
+        return store
+    old, new = identity(saved), identity(settings)
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        store.close()
+        raise StorageError(f"the store {path!r} holds a search with other settings ({', '.join(diff)} differ); "
+                           "resume it with the same settings or pass another --db")
+    return store
 
 
 class _Tx:

@@ -5,7 +5,7 @@ A strategy decides what a step does and how a scored cell enters the pool:
 * ``propose(view, rng) -> ("reeval", hash) | ("child", parent_hash, n_mutations)``
 * ``admit(view, hash, score) -> (add, remove)``: pool changes after a cell is scored.
 
-``view`` is the search's read-only view of the store (:class:`cellsearch.search.PoolView`).
+``view`` is the search's read-only view of the store (:class:`PoolView`).
 Strategies are listed by name in :data:`STRATEGIES`. This module imports nothing from JAX.
 The evaluation pipeline (filter, hurdle, all tasks) is the same for every strategy.
 """
@@ -18,6 +18,27 @@ from typing import Any, Protocol
 import numpy as np
 
 from cellsearch.errors import ConfigError
+
+
+class PoolView:
+    """What a strategy may read: the pool (oldest first), the seed cells, and scores.
+
+    ``scores`` makes an object with ``score(hash)`` (:class:`cellsearch.results.Scores`),
+    read once per call of :meth:`pool_scores`.
+    """
+
+    def __init__(self, store, scores: Callable[[], Any], seed_hashes: list[str]):
+        self.store, self._scores, self._seeds = store, scores, list(seed_hashes)
+
+    def pool(self) -> list[str]:
+        return self.store.pool()
+
+    def seed_hashes(self) -> list[str]:
+        return list(self._seeds)
+
+    def pool_scores(self) -> dict[str, float]:
+        sc = self._scores()
+        return {h: sc.score(h) or 0.0 for h in self.pool()}
 
 
 class Strategy(Protocol):
