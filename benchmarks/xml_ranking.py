@@ -16,6 +16,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+
 from common import device
 
 

@@ -131,30 +131,41 @@ def to_text(g: CellGraph) -> str:
     return "\n".join([head, *to_equations(g)])
 
 
+_SHAPES = {"input": "box", "state": "box", "output": "doublecircle", "const": "plaintext", "linear": "box"}
+
+
+def node_label(g: CellGraph, n: str, *, symbols: dict[str, str] | None = None, newline: str = "\n",
+               printer: _Printer | None = None) -> str:
+    """A node's label in pictures: ``x``, ``h_prev``, ``h'``, a constant, ``Linear``
+    (``Linear(a)`` for the identity-initialised layer, with a non-zero bias start), or the
+    op's symbol, prefixed by the value's name in the equations where it has one."""
+    d = g.nodes[n]
+    op = d["op"]
+    if op == "input":
+        return "x"
+    if op == "state":
+        return f"{d['state']}_prev"
+    if op == "output":
+        return f"{d['state']}'"
+    if op == "const":
+        return _fmt_num(d["value"])
+    if op == "linear":
+        label = "Linear" if d.get("scale") is None else f"Linear({_fmt_num(d['scale'])})"
+        if d.get("bias_init"):
+            label += f"{newline}b={_fmt_num(d['bias_init'])}"
+    else:
+        label = (symbols or {}).get(op) or OPS[op].symbol or op
+    names = (printer or _Printer(g)).names
+    return f"{names[n]}: {label}" if n in names else label
+
+
 def to_dot(g: CellGraph) -> str:
     """Graphviz DOT text of the cell (no Graphviz needed to produce it)."""
     p = _Printer(g)
     out = [f'digraph "{g.graph.get("name") or "cell"}" {{', "  rankdir=BT;", '  node [fontname="Helvetica"];']
     for n, d in g.nodes(data=True):
-        op = d["op"]
-        if op == "input":
-            label, shape = "x", "box"
-        elif op == "state":
-            label, shape = f"{d['state']}_prev", "box"
-        elif op == "output":
-            label, shape = f"{d['state']}'", "doublecircle"
-        elif op == "const":
-            label, shape = _fmt_num(d["value"]), "plaintext"
-        elif op == "linear":
-            label = "Linear" if d.get("scale") is None else f"Linear({_fmt_num(d['scale'])})"
-            if d.get("bias_init"):
-                label += f"\\nb={_fmt_num(d['bias_init'])}"
-            shape = "box"
-        else:
-            label, shape = (OPS[op].symbol or op), "ellipse"
-        if n in p.names and op not in ("input", "state"):
-            label = f"{p.names[n]}: {label}"
-        out.append(f'  "{n}" [label="{label}", shape={shape}];')
+        label = node_label(g, n, newline="\\n", printer=p)
+        out.append(f'  "{n}" [label="{label}", shape={_SHAPES.get(d["op"], "ellipse")}];')
     for u, v, d in g.edges(data=True):
         attrs = []
         if g.nodes[v]["op"] == "sub":
@@ -166,16 +177,25 @@ def to_dot(g: CellGraph) -> str:
     return "\n".join(out)
 
 
-def render_image(g: CellGraph, path: str) -> str:
-    """Writes an SVG or PNG (by extension) with Graphviz's ``dot``; a clear error if it is missing."""
+def render_image(g: CellGraph, path: str, *, engine: str = "auto") -> str:
+    """Writes an SVG, PNG or PDF (by extension): with Graphviz's ``dot`` when it is installed
+    (``engine="auto"`` or ``"dot"``), else with the pure-Python layout of
+    :mod:`cellsearch.draw` (``"python"``), so a fresh machine draws cells too."""
     fmt = path.rsplit(".", 1)[-1].lower()
     if fmt not in ("svg", "png", "pdf"):
         raise CellSearchError(f"cannot render {path!r}: use a .svg, .png or .pdf file name")
-    dot = shutil.which("dot")
-    if dot is None:
-        raise CellSearchError(
-            "Graphviz's `dot` program is not installed, so no image can be drawn; install it "
-            "(e.g. `apt-get install graphviz` or `brew install graphviz`) or use --format dot"
-        )
-    subprocess.run([dot, f"-T{fmt}", "-o", path], input=to_dot(g), text=True, check=True)
+    if engine not in ("auto", "dot", "python"):
+        raise CellSearchError(f"engine must be auto, dot or python, got {engine!r}")
+    dot = shutil.which("dot") if engine != "python" else None
+    if dot is None and engine == "dot":
+        raise CellSearchError("Graphviz's `dot` program is not installed; use engine 'auto' or 'python'")
+    try:
+        if dot is not None:
+            subprocess.run([dot, f"-T{fmt}", "-o", path], input=to_dot(g), text=True, check=True)
+        else:
+            from cellsearch.draw import draw
+
+            draw(g, path)
+    except OSError as e:
+        raise CellSearchError(f"cannot write {path!r}: {e.strerror}") from None
     return path

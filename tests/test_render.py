@@ -1,5 +1,7 @@
 """Equations and DOT."""
 
+from pathlib import Path
+
 from cellsearch.render import render_image, to_dot, to_equations, to_text
 from cellsearch.spaces import find_seed
 
@@ -34,13 +36,39 @@ def test_dot_lists_every_node_and_edge():
     assert dot.count("->") == g.number_of_edges()
 
 
-def test_image_without_graphviz_is_a_clear_error(tmp_path, monkeypatch):
+def test_pictures_without_graphviz(tmp_path, monkeypatch):
+    """With no `dot` on PATH a cell is still drawn (pure-Python layout), as SVG and PNG."""
     import shutil
 
+    from matplotlib.image import imread
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    svg = render_image(find_seed("GRU"), str(tmp_path / "gru.svg"))
+    text = Path(svg).read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    png = render_image(find_seed("LSTM"), str(tmp_path / "lstm.png"))
+    img = imread(png)
+    assert img.shape[0] > 300 and img.shape[1] > 300
+    assert (img[..., :3] < 0.5).mean() > 0.005  # ink on the page, not a blank image
+
+
+def test_layout_puts_inputs_on_top_and_marks_the_subtrahend():
+    from cellsearch.draw import layout, operand_signs
+
+    g = find_seed("GRU")
+    pos = layout(g)
+    top = min(y for _, y in pos.values())
+    assert pos["x"][1] == pos["h_prev"][1] == top and pos["x"][0] < pos["h_prev"][0]
+    assert pos["h"][1] == max(y for _, y in pos.values())
+    assert all(pos[u][1] < pos[v][1] for u, v in g.edges)  # every edge points down
+    sub = next(n for n, d in g.nodes(data=True) if d["op"] == "sub")
+    assert operand_signs(g, sub) == {"n2": "+", "z": "−"}  # 1 - z
+
+
+def test_bad_image_name_is_a_clear_error(tmp_path):
     import pytest
 
     from cellsearch.errors import CellSearchError
 
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(CellSearchError, match="Graphviz"):
-        render_image(find_seed("GRU"), str(tmp_path / "x.svg"))
+    with pytest.raises(CellSearchError, match="use a .svg, .png or .pdf"):
+        render_image(find_seed("GRU"), str(tmp_path / "x.gif"))
