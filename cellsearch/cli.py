@@ -16,6 +16,7 @@ from cellsearch.config import DEFAULT_DB, SCHEDULES, SearchConfig, quick_config
 from cellsearch.errors import CellSearchError
 from cellsearch.spaces import DEFAULT_SPACE
 from cellsearch.strategies import STRATEGIES
+from cellsearch.tables import FORMATS, TABLES
 from cellsearch.tasks import TASKS
 
 # -- argument types -------------------------------------------------------------------------------
@@ -155,8 +156,12 @@ def args_top(s) -> None:
 
 
 def args_export(s) -> None:
-    s.add_argument("ref", metavar="ID|HASH")
-    s.add_argument("-o", "--output", required=True, help="the JSON file to write")
+    s.add_argument("ref", metavar="ID|HASH", nargs="?", help="a cell to write as JSON for the flax modules")
+    s.add_argument("-o", "--output", required=True, help="the file to write")
+    s.add_argument("--table", choices=TABLES, default=None,
+                   help="instead of a cell, a table of the store: one row per evaluation, or per cell")
+    s.add_argument("--format", choices=FORMATS, default=None,
+                   help="csv or parquet (default: by the file's extension, else csv)")
     _db(s)
 
 
@@ -169,7 +174,8 @@ VERBS: list[tuple[str, str, Callable, str]] = [
      "train"),
     ("search", "run (or resume) an architecture search into an SQLite store", args_search, "search"),
     ("top", "leaderboard of a search store", args_top, "top"),
-    ("export", "write a discovered cell to a JSON file the flax modules load", args_export, "export"),
+    ("export", "write a discovered cell as JSON for the flax modules, or the store's evaluations or cells "
+     "as CSV/Parquet", args_export, "export"),
 ]
 
 

@@ -290,6 +290,14 @@ def top(args) -> int:
 
 
 def export(args) -> int:
+    if args.table:
+        from cellsearch.tables import export_table
+
+        n = export_table(args.db, args.table, args.output, args.format)
+        print(f"wrote {args.output}: {n} rows of {args.table}")
+        return 0
+    if not args.ref:
+        raise ConfigError("export needs a cell id or hash, or --table evaluations|cells")
     from cellsearch.inspect import export_cell
 
     path = export_cell(args.db, args.ref, args.output)

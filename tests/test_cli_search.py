@@ -153,3 +153,24 @@ def test_ray_backend_on_a_local_instance(tmp_path):
     import ray
 
     ray.shutdown()
+
+
+def test_export_tables_as_csv_and_parquet(tiny_store, capsys, tmp_path):
+    import csv
+
+    import pandas as pd
+
+    db = str(tiny_store / "s.db")
+    out = tmp_path / "ev.csv"
+    assert main(["export", "--db", db, "--table", "evaluations", "-o", str(out)]) == 0
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {"cell_hash", "task", "hp_learning_rate", "hp_init_scale", "status", "score", "wall_s"} <= set(rows[0])
+    assert {r["task"] for r in rows} >= {"memorize", "arithmetic"}
+    pq = tmp_path / "cells.parquet"
+    assert main(["export", "--db", db, "--table", "cells", "-o", str(pq)]) == 0
+    cells = pd.read_parquet(pq)
+    assert {"hash", "status", "score", "best_arithmetic", "equations"} <= set(cells.columns)
+    assert cells["score"].notna().any() and (cells["status"] == "seed").any()
+    assert main(["export", "--db", db, "--table", "cells", "-o", str(tmp_path / "no" / "x.csv")]) == 2
+    assert "cannot write" in capsys.readouterr().err
