@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from cellsearch.config import DEFAULT_DB, SCHEDULES, SearchConfig, quick_config
+from cellsearch.config import DEFAULT_DB, PRESETS, SCHEDULES, SearchConfig, quick_config
 from cellsearch.errors import CellSearchError
 from cellsearch.spaces import DEFAULT_SPACE
 from cellsearch.strategies import STRATEGIES
@@ -62,6 +62,26 @@ def int_list(text: str) -> tuple[int, ...]:
     return vals
 
 
+def unit_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= v < 1 and v != 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v}")
+    return v
+
+
+def int_list_0(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if min(vals) < 0 or len(set(vals)) != len(vals):
+        raise argparse.ArgumentTypeError(f"expected distinct integers >= 0, got {text!r}")
+    return vals
+
+
 # -- the verbs' arguments -----------------------------------------------------------------------
 
 
@@ -100,17 +120,46 @@ def args_mutate(s) -> None:
 def args_train(s) -> None:
     s.add_argument("name", help="a seed name or a cell JSON file")
     s.add_argument("--task", choices=list(TASKS), default="arithmetic")
-    s.add_argument("--steps", type=positive_int, default=500, help="training steps per setting (default 500)")
-    s.add_argument("--settings", type=positive_int, default=4, help="hyperparameter settings, trained together (default 4)")
     s.add_argument("--seed", type=int, default=0, help="seed of the settings, parameters and data")
-    s.add_argument("--budget", type=positive_int, default=None, help="recurrent parameter budget (default per task)")
-    s.add_argument("--layers", type=int_list, default=(1,), help="allowed layer counts, e.g. 1,2 (default 1)")
-    s.add_argument("--batch-size", type=positive_int, default=20)
-    s.add_argument("--schedule", choices=SCHEDULES, default="fixed")
-    s.add_argument("--steps-per-epoch", type=positive_int, default=100)
     s.add_argument("--task-opt", action="append", metavar="KEY=VALUE", help="task setting, e.g. max_digits=4")
     s.add_argument("--data-dir", default=None, help="directory holding ptb/ and music/ (default ../shared/data)")
     _compile_cache(s)
+    g = s.add_argument_group("sampled settings (the default: K settings drawn from the search's grid, trained at once)")
+    g.add_argument("--steps", type=positive_int, default=500, help="training steps per setting (default 500)")
+    g.add_argument("--settings", type=positive_int, default=4, help="settings, trained together (default 4)")
+    g.add_argument("--steps-per-epoch", type=positive_int, default=100, help="epoch length under --schedule paper")
+    e = s.add_argument_group(
+        "explicit settings (any of these trains one setting; on ptb, nottingham and pianomidi under the standard "
+        "protocol: streams with the state carried, whole-split evaluation, dropout)")
+    e.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="Zaremba et al. 2014's settings (small: 2x200, init 0.1, lr 1, clip 5, bptt 20, 13 epochs, "
+                        "decay 0.5 after epoch 4; medium: 2x650, dropout 0.5, 39 epochs; large: 2x1500, dropout "
+                        "0.65, 55 epochs); other flags override its values")
+    e.add_argument("--lr", type=positive_float, default=None, help="learning rate (plain SGD)")
+    init = e.add_mutually_exclusive_group()
+    init.add_argument("--init-scale", type=positive_float, default=None,
+                      help="weights in U[-s/sqrt(hidden), s/sqrt(hidden)] (the search's scale)")
+    init.add_argument("--init", type=positive_float, default=None, help="weights in U[-init, init] (Zaremba's bound)")
+    e.add_argument("--clip", type=positive_float, default=None, help="maximum gradient norm")
+    e.add_argument("--dropout", type=unit_float, default=None, help="dropout on the non-recurrent connections")
+    size = e.add_mutually_exclusive_group()
+    size.add_argument("--hidden", type=positive_int, default=None, help="hidden size")
+    size.add_argument("--budget", type=positive_int, default=None, help="recurrent parameter budget (default per task)")
+    e.add_argument("--layers", type=int_list, default=None, help="layers (sampled: allowed counts, e.g. 1,2; default 1)")
+    e.add_argument("--batch-size", type=positive_int, default=None, help="rows per step (default 20)")
+    e.add_argument("--bptt", type=positive_int, default=None, help="time steps per window (standard protocol)")
+    e.add_argument("--epochs", type=positive_int, default=None, help="epochs (standard protocol)")
+    e.add_argument("--schedule", choices=["fixed", "paper", "zaremba"], default=None,
+                   help="fixed rate; paper (§3.7: 3 epochs without improvement, then halve for 4 more); zaremba "
+                        "(multiply by --lr-decay each epoch after --decay-after)")
+    e.add_argument("--lr-decay", type=unit_float, default=None, help="zaremba schedule's factor per epoch")
+    e.add_argument("--decay-after", type=non_negative_int, default=None, help="zaremba schedule: epochs at full rate")
+    e.add_argument("--seeds", type=int_list_0, default=None, help="run each seed, e.g. 0,1,2: mean and spread")
+    e.add_argument("--max-windows", type=positive_int, default=None,
+                   help="cap on training windows per epoch (quick checks; default the whole stream)")
+    e.add_argument("--save", metavar="DIR", default=None,
+                   help="write the best parameters and the cell to DIR (each seed to DIR/seed-N with --seeds); "
+                        "a run started again with the same DIR resumes after its last finished epoch")
 
 
 def args_search(s) -> None:

@@ -204,3 +204,69 @@ def quick_config(**overrides) -> SearchConfig:
     )
     base.update(overrides)
     return SearchConfig(**base)
+
+
+# ----------------------------------------------------------------------------- final evaluation
+
+
+PROTOCOL_SCHEDULES = ("fixed", "zaremba", "paper")
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """One run of the standard final-evaluation protocol (:mod:`cellsearch.protocol`, whose
+    docstring defines each field); ``max_windows`` caps the training windows per epoch
+    (``None``: the whole stream), for quick checks."""
+
+    hidden: int = 200
+    layers: int = 2
+    init: float = 0.1
+    lr: float = 1.0
+    clip: float = 5.0
+    dropout: float = 0.0
+    batch_size: int = 20
+    bptt: int = 20
+    epochs: int = 13
+    schedule: str = "zaremba"
+    lr_decay: float = 0.5
+    decay_after: int = 4
+    eval_batch_size: int = 1
+    seed: int = 0
+    max_windows: int | None = None
+
+    def __post_init__(self):
+        if self.schedule not in PROTOCOL_SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(PROTOCOL_SCHEDULES)}, got {self.schedule!r}")
+        for name in ("hidden", "layers", "batch_size", "bptt", "epochs", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("init", "lr", "clip"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+
+    def lr_at(self, epoch: int) -> float:
+        """The ``zaremba``/``fixed`` learning rate of epoch ``epoch`` (counted from 1).
+
+        >>> [PRESETS["zaremba-small"].lr_at(e) for e in (1, 4, 5, 6)]
+        [1.0, 1.0, 0.5, 0.25]
+        """
+        if self.schedule != "zaremba":
+            return self.lr
+        return self.lr * self.lr_decay ** max(0, epoch - self.decay_after)
+
+
+# Zaremba, Sutskever & Vinyals 2014, Table 1, with the settings of their code as the TensorFlow
+# PTB tutorial reproduces it (init bound, clip, bptt, decay): small is non-regularised.
+PRESETS: dict[str, ProtocolConfig] = {
+    "zaremba-small": ProtocolConfig(hidden=200, layers=2, init=0.1, lr=1.0, clip=5.0, dropout=0.0, batch_size=20,
+                                    bptt=20, epochs=13, lr_decay=0.5, decay_after=4),
+    "zaremba-medium": ProtocolConfig(hidden=650, layers=2, init=0.05, lr=1.0, clip=5.0, dropout=0.5, batch_size=20,
+                                     bptt=35, epochs=39, lr_decay=0.8, decay_after=6),
+    "zaremba-large": ProtocolConfig(hidden=1500, layers=2, init=0.04, lr=1.0, clip=10.0, dropout=0.65,
+                                    batch_size=20, bptt=35, epochs=55, lr_decay=1 / 1.15, decay_after=14),
+}
+PUBLISHED = {"zaremba-small": (120.7, 114.5), "zaremba-medium": (86.2, 82.7), "zaremba-large": (82.2, 78.4)}

@@ -58,6 +58,16 @@ class GraphCell(nn.RNNCellBase):
     def compiled(self) -> CompiledCell:
         return _compiled(self.graph_json, self.fuse)
 
+    @classmethod
+    def from_saved(cls, directory: str, layer: int = 0, **kwargs: Any) -> tuple[GraphCell, dict]:
+        """A trained cell saved by ``cellsearch train ... --save DIR``: the module and its
+        variables ``{"params": ...}`` for layer ``layer``, ready for ``cell.apply``."""
+        from cellsearch.protocol import load_run
+
+        run = load_run(directory)
+        params = jax.tree.map(jnp.asarray, run.cell_params(layer))
+        return cls.from_graph(run.graph, features=run.config.hidden, **kwargs), {"params": params}
+
     @nn.compact
     def __call__(self, carry, inputs):
         cell = self.compiled
@@ -105,6 +115,20 @@ class NNXGraphCell(nnx.Module):
     @property
     def compiled(self) -> CompiledCell:
         return _compiled(self.graph_json, self.fuse)
+
+    @classmethod
+    def from_saved(cls, directory: str, layer: int = 0, **kwargs: Any) -> NNXGraphCell:
+        """A trained cell saved by ``cellsearch train ... --save DIR`` (layer ``layer``),
+        with its trained parameters."""
+        from cellsearch.protocol import load_run
+
+        run = load_run(directory)
+        n = run.config.hidden
+        module = cls(n, n, graph=run.graph, rngs=nnx.Rngs(0), **kwargs)
+        for node, p in run.cell_params(layer).items():
+            for k, v in p.items():
+                module.weights[node][k].set_value(jnp.asarray(v))
+        return module
 
     def param_dict(self) -> dict[str, dict[str, jax.Array]]:
         """The parameters as plain arrays, in :func:`compile_cell`'s layout."""

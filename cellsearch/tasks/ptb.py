@@ -74,6 +74,9 @@ class PTB(Task):
                 raise DataError(f"{self.dir / name}: word {unknown!r} is not in the training vocabulary; "
                                 "the files must be Mikolov's preprocessed PTB (rare words as <unk>)")
         self.train_ids = np.asarray([self.index[w] for w in train], np.int32)
+        # whole splits, for the standard protocol (cellsearch.protocol)
+        self.ids = {"train": self.train_ids, "valid": np.asarray([self.index[w] for w in valid], np.int32),
+                    "test": np.asarray([self.index[w] for w in test], np.int32)}
         self.split_ids = {s: np.asarray([self.index[w] for w in ws[:eval_tokens + 1]], np.int32)
                           for s, ws in (("valid", valid), ("test", test))}
         self.eval_batch = eval_batch
