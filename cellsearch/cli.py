@@ -214,6 +214,12 @@ def args_export(s) -> None:
     _db(s)
 
 
+def args_report(s) -> None:
+    _db(s)
+    s.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
+    s.add_argument("-k", "--top", type=positive_int, default=10, help="cells on the leaderboard (default 10)")
+
+
 # name, help, arguments, implementation (a function name in cellsearch.commands)
 VERBS: list[tuple[str, str, Callable, str]] = [
     ("seeds", "list the seed cells of a search space with parameter counts", args_seeds, "seeds"),
@@ -223,6 +229,8 @@ VERBS: list[tuple[str, str, Callable, str]] = [
      "train"),
     ("search", "run (or resume) an architecture search into an SQLite store", args_search, "search"),
     ("top", "leaderboard of a search store", args_top, "top"),
+    ("report", "one self-contained HTML page about a search: progress, funnel, tasks, leaderboard with pictures, "
+     "hyperparameters", args_report, "report"),
     ("export", "write a discovered cell as JSON for the flax modules, or the store's evaluations or cells "
      "as CSV/Parquet", args_export, "export"),
 ]

@@ -412,6 +412,14 @@ def top(args) -> int:
     return 0
 
 
+def report(args) -> int:
+    from cellsearch.report import build_report
+
+    path = build_report(args.db, args.output, top=args.top)
+    print(f"wrote {path}; open it in a browser (it needs no network)")
+    return 0
+
+
 def export(args) -> int:
     if args.table:
         from cellsearch.tables import export_table

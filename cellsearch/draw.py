@@ -89,8 +89,9 @@ def _style(op: str) -> tuple[str, str]:
                                                                           else "activation"]
 
 
-def draw(g: CellGraph, path: str) -> str:
-    """Writes a picture of the cell to ``path`` (``.svg``, ``.png`` or ``.pdf``)."""
+def draw(g: CellGraph, path, *, fmt: str | None = None, dpi: int = 120):
+    """Writes a picture of the cell to ``path`` (``.svg``, ``.png`` or ``.pdf``, or a binary
+    file object with ``fmt``)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -129,7 +130,7 @@ def draw(g: CellGraph, path: str) -> str:
             ax.text(x0 + t * (x1 - x0) + 0.12, y0 + t * (y1 - y0), sign, fontsize=11, fontweight="bold",
                     color="#b03030", ha="center", va="center", zorder=4)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi, format=fmt)
     plt.close(fig)
     return path
 

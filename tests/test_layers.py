@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_JAX = ["graph", "ops", "canon", "render", "mutate", "spaces", "hparams", "storage", "tasks", "config",
-          "results", "inspect", "strategies", "cli", "draw", "tables", "commands", "progress"]
+          "results", "inspect", "strategies", "cli", "draw", "tables", "commands", "progress", "report"]
 
 
 def no_jax_after(code: str) -> None:
