@@ -101,15 +101,23 @@ def seeded(h: HParams, search_seed: int) -> HParams:
 
 def hidden_size(g: CellGraph, budget: int, layers: int, *, minimum: int = 4) -> int:
     """The largest ``n`` with ``layers * (a n^2 + b n) <= budget`` for the cell's ``a n^2 + b n``
-    recurrent parameters per layer (input width = hidden width).
+    recurrent parameters per layer (input width = hidden width), and at most ``sqrt(budget /
+    layers)``: a cell without a full matrix (``a = 0``: only peepholes and biases, or no
+    parameter at all, such as ``h' = h + x``) gets the width of a one-matrix cell, not a state
+    thousands wide that the budget would allow.
 
     >>> from search_spaces.jozefowicz2015 import SEEDS
     >>> hidden_size(SEEDS["LSTM"](), 8 * 50**2 + 4 * 50, 1)
     50
+    >>> from cellsearch.graph import CellBuilder
+    >>> b = CellBuilder("sum", states=("h",)); _ = b.output("h", b.add(b.state("h"), b.x))
+    >>> hidden_size(b.build(), 20_000, 1)
+    141
     """
     a, b = param_count_coefficients(g)
     per_layer = budget / layers
+    cap = math.isqrt(int(per_layer))
     if a == 0:
-        return max(minimum, int(per_layer // max(b, 1)))
+        return max(minimum, min(cap, int(per_layer // max(b, 1))))
     n = (-b + math.sqrt(b * b + 4 * a * per_layer)) / (2 * a)
-    return max(minimum, int(math.floor(n + 1e-9)))
+    return max(minimum, min(cap, int(math.floor(n + 1e-9))))
