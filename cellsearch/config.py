@@ -32,6 +32,14 @@ PAPER_TASKS = ("arithmetic", "xml", "ptb")  # §3.2 [I]: the paper's order; the 
 SCHEDULES = ("fixed", "paper")
 
 
+def _require(obj, names: tuple[str, ...], ok, rule: str) -> None:
+    """Raises :class:`ConfigError` naming the first of ``obj``'s fields ``names`` that breaks ``rule``."""
+    for name in names:
+        v = getattr(obj, name)
+        if not ok(v):
+            raise ConfigError(f"{type(obj).__name__}.{name} must be {rule}, got {v}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train one evaluation.
@@ -66,9 +74,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        for name in ("steps", "batch_size", "chunk", "steps_per_epoch"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        _require(self, ("steps", "batch_size", "chunk", "steps_per_epoch"), lambda v: v >= 1, ">= 1")
         if self.eval_split not in ("valid", "test"):
             raise ConfigError(f"eval_split must be 'valid' or 'test', got {self.eval_split!r}")
 
@@ -136,9 +142,7 @@ class SearchConfig:
             raise ConfigError(f"candidates must be >= 0, got {self.candidates}")
         if self.hours is not None and not self.hours > 0:
             raise ConfigError(f"hours must be > 0, got {self.hours}")
-        for name in ("pool_size", "settings_per_task", "init_settings", "filter_settings"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        _require(self, ("pool_size", "settings_per_task", "init_settings", "filter_settings"), lambda v: v >= 1, ">= 1")
         if self.filter_settings > self.filter_hparams.grid_size():
             raise ConfigError(f"filter_settings ({self.filter_settings}) exceeds the filter grid's "
                               f"{self.filter_hparams.grid_size()} points")
@@ -237,12 +241,8 @@ class ProtocolConfig:
     def __post_init__(self):
         if self.schedule not in PROTOCOL_SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(PROTOCOL_SCHEDULES)}, got {self.schedule!r}")
-        for name in ("hidden", "layers", "batch_size", "bptt", "epochs", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("init", "lr", "clip"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        _require(self, ("hidden", "layers", "batch_size", "bptt", "epochs", "eval_batch_size"), lambda v: v >= 1, ">= 1")
+        _require(self, ("init", "lr", "clip"), lambda v: v > 0, "> 0")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0 < self.lr_decay <= 1:
