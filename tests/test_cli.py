@@ -70,3 +70,27 @@ def test_train_prints_one_row_per_setting(capsys):
     assert lines[-1].startswith("best score")
     code, _, err = run(capsys, "train", "GRU", "--task", "ptb", "--data-dir", "/nonexistent", "--no-compile-cache")
     assert code == 2 and "ptb.train.txt' not found" in err
+
+
+def tiny_ptb(path, rng):
+    words = [f"w{i}" for i in range(30)]
+    for name, n in (("ptb.train.txt", 120), ("ptb.valid.txt", 30), ("ptb.test.txt", 30)):
+        lines = [" " + " ".join(rng.choice(words, 8)) + " " for _ in range(n)]
+        (path / name).write_text("\n".join(lines) + "\n")
+
+
+def test_train_explicit_settings_run_the_standard_protocol(capsys, tmp_path, rng):
+    tiny_ptb(tmp_path, rng)
+    argv = ["train", "GRU", "--task", "ptb", "--data-dir", str(tmp_path), "--hidden", "8", "--layers", "1",
+            "--epochs", "2", "--bptt", "5", "--batch-size", "4", "--lr", "0.5", "--no-compile-cache",
+            "--save", str(tmp_path / "run")]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "1x8" in err and "epoch  2/2" in err
+    assert "test perplexity" in out and (tmp_path / "run" / "params.msgpack").exists()
+    code, out2, err2 = run(capsys, *argv)  # the same command again: nothing left to train
+    assert code == 0 and "epoch  " not in err2 and out2.split("saved")[0] == out.split("saved")[0]
+    code, _, err = run(capsys, "train", "GRU", "--task", "arithmetic", "--preset", "zaremba-small")
+    assert code == 2 and "standard protocol" in err
+    code, _, err = run(capsys, "train", "GRU", "--task", "ptb", "--data-dir", str(tmp_path), "--lr", "-1")
+    assert code == 2 and "--lr" in err
