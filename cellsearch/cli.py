@@ -200,6 +200,21 @@ def args_report(s) -> None:
     _db(s)
     s.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
     s.add_argument("-k", "--top", type=positive_int, default=10, help="cells on the leaderboard (default 10)")
+    s.add_argument("--analyze", type=non_negative_int, default=0, metavar="K",
+                   help="also train the K best cells on the first task and show their gate saturation (default 0)")
+
+
+def args_analyze(s) -> None:
+    s.add_argument("name", help="a seed name, a cell JSON file, or a cell id/hash in --db")
+    s.add_argument("--task", choices=list(TASKS), default="arithmetic")
+    s.add_argument("--params", metavar="DIR", default=None, help="a run saved by `train --save DIR` (else train here)")
+    s.add_argument("-o", "--output", default="analysis", help="folder for the pictures (default ./analysis)")
+    s.add_argument("--steps", type=positive_int, default=1000, help="training steps when training here (default 1000)")
+    s.add_argument("--budget", type=positive_int, default=None, help="recurrent parameter budget (default per task)")
+    s.add_argument("--lr", type=positive_float, default=1.0, help="learning rate when training here (default 1)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--data-dir", default=None, help="directory holding ptb/ and music/ (default ../shared/data)")
+    s.add_argument("--db", default=None, help=f"search store for cell ids (default ./{DEFAULT_DB} if it exists)")
 
 
 # name, help, arguments, implementation (a function name in cellsearch.commands)
@@ -213,6 +228,8 @@ VERBS: list[tuple[str, str, Callable, str]] = [
     ("top", "leaderboard of a search store", args_top, "top"),
     ("report", "one self-contained HTML page about a search: progress, funnel, tasks, leaderboard with pictures, "
      "hyperparameters", args_report, "report"),
+    ("analyze", "train a cell (or load a saved run) and draw its gates' saturation and every node's activations",
+     args_analyze, "analyze"),
     ("export", "write a discovered cell as JSON for the flax modules, or the store's evaluations or cells "
      "as CSV/Parquet", args_export, "export"),
 ]

@@ -412,10 +412,41 @@ def top(args) -> int:
     return 0
 
 
+def _cell_by_name(name: str, db: str | None):
+    """A seed name, a cell JSON file, or a cell id/hash in the store."""
+    from cellsearch.spaces import resolve_cell
+
+    try:
+        return resolve_cell(name)
+    except CellSearchError:
+        db = db or DEFAULT_DB
+        if not os.path.exists(db):
+            raise
+        from cellsearch.graph import from_json
+        from cellsearch.inspect import find_cell
+        from cellsearch.storage import Store
+
+        with Store(db, write=False) as store:
+            return from_json(find_cell(store, name)["graph"])
+
+
+def analyze(args) -> int:
+    from cellsearch.analyze import analyze as run
+
+    graph = _cell_by_name(args.name, args.db)
+    summary = run(graph, args.task, args.output, params_dir=args.params, data_dir=args.data_dir, steps=args.steps,
+                  budget=args.budget, seed=args.seed, lr=args.lr)
+    for gate, per_layer in summary["gates"].items():
+        text = ", ".join(f"layer {k + 1}: {g['left']:.2f} shut / {g['right']:.2f} open" for k, g in enumerate(per_layer))
+        print(f"gate {gate}: {text}")
+    print(f"wrote {args.output}/saturation.png, activations.png and analysis.json")
+    return 0
+
+
 def report(args) -> int:
     from cellsearch.report import build_report
 
-    path = build_report(args.db, args.output, top=args.top)
+    path = build_report(args.db, args.output, top=args.top, analyze=args.analyze)
     print(f"wrote {path}; open it in a browser (it needs no network)")
     return 0
 

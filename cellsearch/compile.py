@@ -209,7 +209,8 @@ class _Program:
             total = total + prep["b"][n]
         return total
 
-    def step(self, prep, carry: Carry, x, xproj) -> tuple[Carry, jax.Array]:
+    def step(self, prep, carry: Carry, x, xproj, record: dict | None = None) -> tuple[Carry, jax.Array]:
+        """One time step; with ``record`` (a dict), every computed node's value is put in it."""
         v: dict[str, Any] = {self.x: x}
         for s, c in zip(self.states, carry, strict=True):
             v[f"{s}_prev"] = c
@@ -233,7 +234,22 @@ class _Program:
                 v[n] = _BINARY[op](v[a], v[b])
         ref = v[f"{self.out_state}_prev"]
         out = tuple(jnp.broadcast_to(new[s], ref.shape).astype(ref.dtype) for s in self.states)
+        if record is not None:
+            record.update({n: jnp.broadcast_to(val, ref.shape) for n, val in v.items()
+                           if n != self.x and self.ops.get(n) not in ("input", "state", "const")})
         return out, out[self.states.index(self.out_state)]
+
+    def trace(self, params, carry, xs):
+        """Like :meth:`scan`, and also every node's value at every step: ``{node: (T, ..., H)}``."""
+        prep = self.prepare(params)
+
+        def body(c, x_t):
+            rec: dict = {}
+            c, y = self.step(prep, c, x_t, self.project_x(prep, x_t), rec)
+            return c, (y, rec)
+
+        carry, (ys, rec) = jax.lax.scan(body, carry, xs)
+        return carry, ys, rec
 
     def apply(self, params, carry, x):
         prep = self.prepare(params)
@@ -274,6 +290,8 @@ class CompiledCell(NamedTuple):
       output: the state that is also the output ``y``.
       init, apply, scan, initial_carry: the functions.
       program: the shared canonical program (same object for isomorphic cells).
+      trace: ``trace(params, carry, xs) -> (carry, ys, {node: values (T, ..., H)})``: ``scan``
+        that also returns every computed node's value at every step (for analysis).
     """
 
     graph: CellGraph
@@ -286,6 +304,7 @@ class CompiledCell(NamedTuple):
     scan: Callable[..., tuple[Carry, jax.Array]]
     initial_carry: Callable[..., Carry]
     program: _Program
+    trace: Callable[..., tuple[Carry, jax.Array, dict[str, jax.Array]]]
 
     def param_count(self, input_size: int, hidden_size: int) -> int:
         from cellsearch.graph import param_count
@@ -374,7 +393,12 @@ def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
     def initial_carry(batch_shape: Sequence[int], hidden_size: int, dtype=jnp.float32) -> Carry:
         return tuple(jnp.zeros((*batch_shape, hidden_size), dtype) for _ in states)
 
-    return CompiledCell(g, c.hash, states, g.graph["output"], init, init_numpy, apply, scan, initial_carry, prog)
+    def trace(params, carry, xs):
+        new, ys, rec = prog.trace(to_canon(params), carry_in(carry), xs)
+        return carry_out(new), ys, {inv_n[n]: v for n, v in rec.items()}
+
+    return CompiledCell(g, c.hash, states, g.graph["output"], init, init_numpy, apply, scan, initial_carry, prog,
+                        trace)
 
 
 def cache_info() -> dict[str, int]:

@@ -27,6 +27,7 @@ import html
 import io
 import json
 import math
+import os
 import time
 from collections import Counter
 
@@ -304,8 +305,33 @@ td,th{border:1px solid #ddd;padding:2px 8px;font-size:0.9em} .edits{color:#666;f
 .kpi{display:inline-block;margin-right:2em;font-size:1.1em} .kpi b{font-size:1.4em}"""
 
 
-def build_report(db: str, out: str = "report.html", *, top: int = 10) -> str:
-    """Writes the report of the store ``db`` to ``out`` and returns its path."""
+def _analysis_html(d: _Data, k: int) -> str:
+    """Gate saturation of the ``k`` best cells, each trained here on the first task."""
+    import tempfile
+
+    from cellsearch.analyze import analyze
+    from cellsearch.graph import from_json
+    from cellsearch.results import leaderboard
+
+    task = d.config.tasks[0]
+    out = [f"<p>Each cell trained here on {html.escape(task)} (one setting, 1,000 steps), then run on its "
+           "validation data. Karpathy et al. 2015: per unit, the fraction of steps a gate is below 0.1 against the "
+           "fraction above 0.9.</p>"]
+    for r in leaderboard(d.store, d.config, k):
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = analyze(from_json(d.cells[r["hash"]]["graph"]), task, tmp,
+                              data_dir=d.config.data_dir, budget=d.config.budgets.get(task, (None,))[0])
+            pics = [f for f in ("saturation.png", "activations.png") if os.path.exists(os.path.join(tmp, f))]
+            imgs = "".join(f"<img alt='{p}' src='data:image/png;base64,"
+                           f"{base64.b64encode(open(os.path.join(tmp, p), 'rb').read()).decode()}'/>" for p in pics)
+        gates = ", ".join(summary["gates"]) or "none"
+        out.append(f"<h3>cell {r['id']} <code>{r['hash']}</code> (gates: {html.escape(gates)})</h3>{imgs}")
+    return "\n".join(out)
+
+
+def build_report(db: str, out: str = "report.html", *, top: int = 10, analyze: int = 0) -> str:
+    """Writes the report of the store ``db`` to ``out`` and returns its path; ``analyze`` K
+    adds the gate saturation of the K best cells (trains each: needs JAX, takes minutes)."""
     t0 = time.perf_counter()
     with Store(db, write=False) as store:
         if store.meta("config") is None:
@@ -343,6 +369,8 @@ def build_report(db: str, out: str = "report.html", *, top: int = 10) -> str:
             f"<p>Kendall's tau between the hurdle stage ({html.escape(cfg.tasks[0])} best) and the final score: "
             f"<b>{kt[0]:.3f}</b> (p = {kt[1]:.2g}) over {kt[2]} scored cells.</p>" if kt else
             "<p>Fewer than 3 scored cells.</p>"))
+        if analyze:
+            sections.append(f"<h2>Inside the best cells</h2>{_analysis_html(d, analyze)}")
     title = f"cellsearch report: {db}"
     meta = (f"space {cfg.space}, tasks {', '.join(cfg.tasks)}, strategy {cfg.strategy}, seed {cfg.seed}; "
             f"made {time.strftime('%Y-%m-%d %H:%M')} in {time.perf_counter() - t0:.1f} s")

@@ -58,6 +58,7 @@ class EvalResult(NamedTuple):
     steps: int
     wall_s: float
     compile_s: float
+    params: Any = None  # the final model parameters, with ``keep_params`` only
 
 
 # ----------------------------------------------------------------------------- persistent cache
@@ -200,7 +201,7 @@ def _schedule_epoch(m: _Member, metrics: dict[str, float], cfg: TrainConfig) -> 
 
 
 def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: TrainConfig,
-                 on_steps: Callable[[int], None] | None) -> list[EvalResult]:
+                 on_steps: Callable[[int], None] | None) -> tuple[list[EvalResult], Any]:
     spec = task.spec
     k = len(group)
     t0 = time.perf_counter()
@@ -249,7 +250,7 @@ def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: T
         else:
             metrics, status, score = m.best, "ok", m.best["score"]
         out.append(EvalResult(h, status, float(score), metrics, m.steps, wall / k, compile_s / k))
-    return out
+    return out, params
 
 
 def train_and_evaluate(
@@ -259,6 +260,7 @@ def train_and_evaluate(
     config: TrainConfig | None = None,
     *,
     on_steps: Callable[[int], None] | None = None,
+    keep_params: bool = False,
 ) -> list[EvalResult]:
     """Trains ``graph`` on ``task`` under every setting and evaluates it on validation.
 
@@ -270,6 +272,8 @@ def train_and_evaluate(
       settings: the hyperparameter settings.
       config: the training schedule (default ``TrainConfig()``).
       on_steps: called with the number of (setting x step) units done after each chunk.
+      keep_params: also return each setting's final parameters (``EvalResult.params``: the
+        model's ``{"embed", "layers": [cell params in the graph's node names], "out"}``).
 
     Returns:
       One :class:`EvalResult` per setting, in order.
@@ -277,7 +281,9 @@ def train_and_evaluate(
     config = config or TrainConfig()
     # Train the canonical form: isomorphic cells (other node names) share one program, and the
     # cached program's parameter names always match (training's parameters are internal).
-    cell = compile_cell(canonical(graph.graph if isinstance(graph, CompiledCell) else graph).graph)
+    canon = canonical(graph.graph if isinstance(graph, CompiledCell) else graph)
+    cell = compile_cell(canon.graph)
+    back = {v: k for k, v in canon.node_map.items()}
     groups: dict[tuple[int, int], list[int]] = {}
     for i, h in enumerate(settings):
         if h.layers < 1:
@@ -286,9 +292,21 @@ def train_and_evaluate(
         groups.setdefault((h.layers, n), []).append(i)
     results: list[EvalResult | None] = [None] * len(settings)
     for (_, n), idx in groups.items():
-        for i, r in zip(idx, _train_group(cell, task, [settings[i] for i in idx], n, config, on_steps), strict=True):
-            results[i] = r._replace(metrics={**r.metrics, "hidden": n})
+        group, params = _train_group(cell, task, [settings[i] for i in idx], n, config, on_steps)
+        for j, (i, r) in enumerate(zip(idx, group, strict=True)):
+            r = r._replace(metrics={**r.metrics, "hidden": n})
+            if keep_params:  # member j's parameters, renamed from the canonical cell's to the graph's
+                mine = jax.tree.map(lambda a, j=j: np.asarray(a[j]), params)
+                r = r._replace(params={**mine, "layers": [rename(p, back) for p in mine["layers"]]})
+            results[i] = r
     return results  # type: ignore[return-value]
+
+
+def rename(params: dict, names: dict[str, str]) -> dict:
+    """Cell parameters with their node ids mapped by ``names`` (``{"n3": {"W_x": ..., "b": ...}}``
+    -> ``{"lin_f": {"W_x": ..., "b": ...}}``); operand ids in ``W_<id>`` are mapped too."""
+    return {names.get(n, n): {(k if k == "b" else "W_" + names.get(k[2:], k[2:])): v for k, v in p.items()}
+            for n, p in params.items()}
 
 
 def result_to_dict(r: EvalResult) -> dict[str, Any]:

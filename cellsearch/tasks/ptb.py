@@ -95,8 +95,8 @@ class PTB(Task):
         n_rows = (len(ids) - 1) // t
         rows = np.stack([ids[i * t:i * t + t + 1] for i in range(n_rows)])
         out = []
-        for k in range(0, n_rows - b + 1, b):
+        for k in range(0, n_rows, b):  # the last, shorter batch is padded by eval_batches
             r = rows[k:k + b]
-            mask = np.ones((b, t), np.float32)
+            mask = np.ones((len(r), t), np.float32)
             out.append(Batch(r[:, :-1], r[:, 1:], mask, np.zeros_like(mask)))
         return out
