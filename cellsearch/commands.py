@@ -339,6 +339,10 @@ def search(args) -> int:
     from cellsearch.train import enable_compilation_cache
 
     cfg = search_config(args)
+    if args.deterministic:
+        from cellsearch.executors import deterministic
+
+        deterministic()
     cache = None if args.no_compile_cache else enable_compilation_cache(args.compile_cache)
     console = Console(stderr=True)
     bar = progress_bar("[bold]search[/]", info=True)

@@ -136,7 +136,8 @@ class RayExecutor:
         if not ray.is_initialized():
             kwargs = {"address": address} if address else {"num_cpus": max(workers, 1)}
             ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False, **kwargs)
-        self._remote = ray.remote(num_cpus=1)(_ray_job).options(max_retries=1)
+        self.num_gpus = gpu_share(ray.cluster_resources().get("GPU", 0.0), workers)
+        self._remote = ray.remote(num_cpus=1, num_gpus=self.num_gpus)(_ray_job).options(max_retries=1)
         self._cache_dir = cache_dir
         self._refs: dict = {}
 
@@ -160,6 +161,26 @@ class RayExecutor:
 def _ray_job(job: dict, cache_dir: str | None) -> list[dict]:
     _worker_init(cache_dir)
     return run_job(job)
+
+
+def gpu_share(gpus: float, workers: int) -> float:
+    """The GPU share each Ray task asks for: the cluster's GPUs split over the workers (at
+    most one each), so ``workers`` evaluations run at once and each sees its device; 0 on a
+    cluster without GPUs.
+
+    >>> gpu_share(0, 4), gpu_share(1, 4), gpu_share(8, 4)
+    (0.0, 0.25, 1.0)
+    """
+    return 0.0 if gpus <= 0 else min(1.0, float(gpus) / max(workers, 1))
+
+
+def deterministic() -> None:
+    """Makes XLA's GPU kernels deterministic (``--xla_gpu_deterministic_ops``), so a search on a
+    GPU repeats; call before JAX starts (the CLI's ``--deterministic``; workers inherit it)."""
+    flag = "--xla_gpu_deterministic_ops=true"
+    flags = os.environ.get("XLA_FLAGS", "")
+    if flag not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
 
 
 def make_executor(backend: str, workers: int, *, address: str | None = None, cache_dir: str | None = None):

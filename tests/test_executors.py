@@ -64,3 +64,12 @@ def test_a_dead_worker_is_a_lost_job_and_the_pool_recovers():
 def test_unknown_backend_is_refused():
     with pytest.raises(ConfigError, match="backend must be 'local' or 'ray'"):
         make_executor("slurm", 1)
+
+
+def test_deterministic_sets_the_xla_flag_once(monkeypatch):
+    from cellsearch.executors import deterministic
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo=1")
+    deterministic()
+    deterministic()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_foo=1 --xla_gpu_deterministic_ops=true"
