@@ -1,0 +1,150 @@
+"""The paper's §5.2 tables at a budget this machine can run, and its §5.1 findings checked.
+
+(a) The search-time score of the ten seed cells on arithmetic, XML and PTB: the best of the
+    same settings per cell (vmapped), over ``--seeds`` seeds (mean and spread), and the ratio
+    to the GRU. Arithmetic with ``max_digits`` 8 (long operands, so that remembering matters:
+    the forget gate is needed) and XML with 1-3 letter tag names (the budget at which XML ranks
+    cells, see ``xml_ranking.py``).
+(b) PTB perplexity under the standard protocol (:mod:`cellsearch.protocol`, Zaremba 2014's
+    non-regularised setting at ``--ptb-hidden`` and ``--ptb-epochs``).
+(c) Nottingham and Piano-midi NLL per time step (Boulanger-Lewandowski's protocol).
+
+Then each §5.1 finding of ``shared/docs/jozefowicz2015.md`` is marked holds / does not hold
+at this budget: the GRU beats the LSTM on arithmetic and XML; LSTM-b beats the LSTM; removing
+the forget gate hurts most, the input gate next, the output gate least (LSTM-f < LSTM-i <
+LSTM-o); MUT1 matches or beats the GRU on arithmetic and XML.
+
+    python paper_tables.py                 # the default budget: a few hours on a 2-core CPU
+    python paper_tables.py --smoke         # a minute: checks the script, numbers mean nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from common import device, table
+
+CELLS = ["Tanh", "LSTM", "LSTM-f", "LSTM-i", "LSTM-o", "LSTM-b", "GRU", "MUT1", "MUT2", "MUT3"]
+SIZES = {
+    "default": {"arithmetic": dict(budget=20_000, steps=4000, opts={"max_digits": 8}),
+                "xml": dict(budget=10_000, steps=2000, opts={"seq_len": 32, "min_name": 1, "max_name": 3}),
+                "ptb": dict(budget=40_000, steps=1000, opts={"eval_tokens": 20_000}),
+                "ptb_hidden": 200, "ptb_epochs": 6, "music_hidden": 100, "music_epochs": 10},
+    "smoke": {"arithmetic": dict(budget=2_000, steps=20, opts={"max_digits": 2}),
+              "xml": dict(budget=2_000, steps=20, opts={"seq_len": 16, "min_name": 1, "max_name": 3}),
+              "ptb": dict(budget=2_000, steps=10, opts={"eval_tokens": 500}),
+              "ptb_hidden": 16, "ptb_epochs": 1, "music_hidden": 8, "music_epochs": 1, "max_windows": 20},
+}
+SETTINGS = [(0.5, 1.0), (1.0, 1.0), (2.0, 1.0)]  # (learning rate, init scale), the same for every cell
+
+
+def table_a(cells, seeds, size, data_dir):
+    from cellsearch.config import TrainConfig
+    from cellsearch.hparams import HParams
+    from cellsearch.spaces import find_seed
+    from cellsearch.tasks import make_task, task_options
+    from cellsearch.train import train_and_evaluate
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for t in ("arithmetic", "xml", "ptb"):
+        p = size[t]
+        task = make_task(t, **task_options(t, p["opts"], data_dir))
+        for c in cells:
+            for s in range(seeds):
+                hs = [HParams(learning_rate=lr, init_scale=sc, max_grad_norm=5.0, param_budget=p["budget"],
+                              seed=1000 * s + i) for i, (lr, sc) in enumerate(SETTINGS)]
+                cfg = TrainConfig(steps=p["steps"], batch_size=20 if t == "ptb" else 32, chunk=50, data_seed=s)
+                best = max(r.score for r in train_and_evaluate(find_seed(c), task, hs, cfg))
+                out.setdefault(c, {}).setdefault(t, []).append(best)
+                print(json.dumps({"table": "a", "task": t, "cell": c, "seed": s, "score": best}), flush=True)
+    return out
+
+
+def table_bc(cells, seeds, size, data_dir, tasks):
+    from dataclasses import replace
+
+    from cellsearch.config import PRESETS
+    from cellsearch.protocol import run_protocol, stream_data
+    from cellsearch.spaces import find_seed
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for t in tasks:
+        data = stream_data(t, data_dir)
+        if t == "ptb":
+            base = replace(PRESETS["zaremba-small"], hidden=size["ptb_hidden"], epochs=size["ptb_epochs"])
+        else:
+            base = replace(PRESETS["zaremba-small"], hidden=size["music_hidden"], layers=1, epochs=size["music_epochs"],
+                           bptt=50, batch_size=16, decay_after=size["music_epochs"] // 2)
+        base = replace(base, max_windows=size.get("max_windows"))
+        for c in cells:
+            for s in range(seeds):
+                r = run_protocol(find_seed(c), data, replace(base, seed=s))
+                v = r["test"]["perplexity"] if t == "ptb" else r["test"]["nll"]
+                out.setdefault(c, {}).setdefault(t, []).append(v)
+                print(json.dumps({"table": "b" if t == "ptb" else "c", "task": t, "cell": c, "seed": s, "test": v}),
+                      flush=True)
+    return out
+
+
+def mean(v):
+    return statistics.mean(v) if v else float("nan")
+
+
+def findings(a: dict) -> list[tuple[str, bool]]:
+    m = {c: {t: mean(v) for t, v in d.items()} for c, d in a.items()}
+    got = []
+    if {"GRU", "LSTM"} <= set(m):
+        got.append(("GRU beats the LSTM on arithmetic and XML",
+                    all(m["GRU"][t] > m["LSTM"][t] for t in ("arithmetic", "xml"))))
+    if {"LSTM-b", "LSTM"} <= set(m):
+        wins = sum(m["LSTM-b"][t] > m["LSTM"][t] for t in m["LSTM"])
+        got.append((f"LSTM-b beats the LSTM (on {wins} of {len(m['LSTM'])} tasks)", wins > len(m["LSTM"]) / 2))
+    if {"LSTM-f", "LSTM-i", "LSTM-o"} <= set(m):
+        for t in ("arithmetic", "xml"):
+            got.append((f"forget > input > output gate on {t} (LSTM-f < LSTM-i < LSTM-o)",
+                        m["LSTM-f"][t] < m["LSTM-i"][t] < m["LSTM-o"][t]))
+    if {"MUT1", "GRU"} <= set(m):
+        got.append(("MUT1 matches or beats the GRU on arithmetic and XML",
+                    all(m["MUT1"][t] >= m["GRU"][t] - 0.005 for t in ("arithmetic", "xml"))))
+    return got
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--cells", default=",".join(CELLS))
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--skip", default="", help="tables to skip, e.g. b,c")
+    ap.add_argument("--data-dir", default=None)
+    args = ap.parse_args()
+    size = SIZES["smoke" if args.smoke else "default"]
+    cells = args.cells.split(",")
+    print(f"# device: {device()}; size {'smoke' if args.smoke else 'default'}: {json.dumps(size)}")
+    t0 = time.perf_counter()
+    a = table_a(cells, args.seeds, size, args.data_dir) if "a" not in args.skip else {}
+    bc = table_bc(cells, args.seeds, size, args.data_dir,
+                  [t for t, k in (("ptb", "b"), ("nottingham", "c"), ("pianomidi", "c")) if k not in args.skip])
+    rows = []
+    for c in cells:
+        row = {"cell": c}
+        for t, v in a.get(c, {}).items():
+            row[f"{t} (a)"] = f"{mean(v):.4g} ± {statistics.pstdev(v):.2g}"
+        for t, v in bc.get(c, {}).items():
+            row["ptb test ppl (b)" if t == "ptb" else f"{t} test nll (c)"] = f"{mean(v):.4g} ± {statistics.pstdev(v):.2g}"
+        if "GRU" in a and a.get(c):
+            row["vs GRU (a)"] = f"{min(mean(a[c][t]) / mean(a['GRU'][t]) for t in a[c]):.3f}"
+        rows.append(row)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    print()
+    print(table(rows, cols))
+    print()
+    for text, holds in findings(a):
+        print(f"- {text}: {'holds' if holds else 'does not hold'}")
+    print(f"\n# {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
