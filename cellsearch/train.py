@@ -87,8 +87,12 @@ class _Programs(NamedTuple):
 
 
 # Bounded (least recently used first out): a long search meets thousands of cells, and each
-# compiled executable holds memory. 3 programs per (cell, task, shape) stay for 256 of them.
-CACHE_SIZE = 768
+# compiled XLA CPU executable holds about 140 memory mappings until it is freed. Linux allows a
+# process 65,530 (vm.max_map_count): a one-hour --quick search that kept 768 executables aborted
+# after 50 minutes ("LLVM ERROR: Unable to allocate section memory"). 96 executables (about 30
+# cells' programs, ~14k mappings) keep the cells a search revisits soon; an evicted one comes
+# back from the persistent compilation cache in 0.2-0.4 s.
+CACHE_SIZE = 96
 _PROGRAMS: OrderedDict[tuple, _Programs] = OrderedDict()
 _COMPILED: OrderedDict[tuple, Any] = OrderedDict()  # (program key, fn name, arg shapes) -> executable
 

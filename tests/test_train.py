@@ -113,6 +113,31 @@ def test_program_caches_are_bounded(monkeypatch):
         assert len(train._PROGRAMS) <= 2 and len(train._COMPILED) <= 2
 
 
+def test_evicted_executables_give_their_memory_maps_back(monkeypatch):
+    """Each XLA CPU executable holds ~140 memory mappings; a long search must not pile them up
+    until the process hits vm.max_map_count (a one-hour search once aborted so)."""
+    import gc
+
+    import cellsearch.train as train
+    from cellsearch.mutate import mutate
+    from cellsearch.spaces import load_space
+
+    def maps() -> int:
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+
+    monkeypatch.setattr(train, "CACHE_SIZE", 2)
+    task, space, rng = make_task("memorize", eval_batches=1, eval_batch_size=8), load_space(), np.random.default_rng(0)
+    cfg = TrainConfig(steps=3, batch_size=4, chunk=3)
+    counts = []
+    for _ in range(6):  # 6 new cells, 2 executables each, 2 kept
+        child, _ = mutate(find_seed("GRU"), rng=rng, space=space, max_rate=0.3)
+        train_and_evaluate(child, task, settings(1, param_budget=300), cfg)
+        gc.collect()
+        counts.append(maps())
+    assert max(counts[2:]) - counts[1] < 600  # flat once the cache is full (unbounded: +280 per cell, +1,100 here)
+
+
 def test_isomorphic_cells_train_in_one_process():
     """A relabelled copy of a cell reuses the cached program and trains to the same numbers."""
     from tests.helpers import relabel
