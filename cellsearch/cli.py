@@ -147,7 +147,7 @@ def args_train(s) -> None:
 def args_search(s) -> None:
     full, quick = SearchConfig(), quick_config()
     s.add_argument("--quick", action="store_true",
-                   help="a small search that runs on a laptop CPU in about 5 minutes")
+                   help="a small search that runs on a laptop CPU in 5-7 minutes")
     s.add_argument("--space", default=None, help=f"search space (default {DEFAULT_SPACE})")
     s.add_argument("--tasks", default=None, help="comma-separated tasks; the first is the hurdle "
                    f"(default {','.join(full.tasks)}; --quick: {','.join(quick.tasks)})")

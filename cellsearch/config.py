@@ -184,7 +184,7 @@ class SearchConfig:
 
 
 def quick_config(**overrides) -> SearchConfig:
-    """``--quick``: a small, meaningful search on a laptop CPU in about 5 minutes.
+    """``--quick``: a small, meaningful search on a laptop CPU in 5-7 minutes.
 
     Arithmetic with up to 3 digits and XML with short rows and 1-3 letter tag names,
     10k-parameter cells, 4 settings per task (one compiled program each), the calibrated
