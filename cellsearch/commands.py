@@ -62,8 +62,9 @@ def seeds(args) -> int:
 
 
 def _show_graph(g, fmt: str, out: str | None) -> None:
+    from cellsearch.draw import render_image
     from cellsearch.graph import to_json
-    from cellsearch.render import render_image, to_dot, to_text
+    from cellsearch.render import to_dot, to_text
 
     if fmt == "text":
         _emit(to_text(g), out)

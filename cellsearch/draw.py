@@ -1,4 +1,5 @@
-"""Cell pictures without Graphviz: a layered layout in pure Python, drawn with matplotlib.
+"""Cell pictures: Graphviz's ``dot`` when installed, else a layered layout in pure Python
+drawn with matplotlib (:func:`render_image`).
 
 :func:`layout` places the nodes in layers by longest path from the sources: the input ``x``
 and the previous states on the top row (``x`` first, then the states in the cell's order),
@@ -15,10 +16,14 @@ This module imports nothing from JAX; matplotlib is imported when a picture is d
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import networkx as nx
 
+from cellsearch.errors import CellSearchError
 from cellsearch.graph import CellGraph, operands
-from cellsearch.render import node_label
+from cellsearch.render import node_label, to_dot
 
 _SYMBOL = {"add": "+", "mul": "×", "sub": "−", "sigmoid": "σ", "tanh": "tanh", "relu": "relu", "identity": "id"}
 _COLOUR = {"input": "#dbe9f6", "state": "#fde2c8", "output": "#fde2c8", "linear": "#e8e8e8", "const": "#ffffff",
@@ -139,3 +144,25 @@ def operand_signs(g: CellGraph, node: str) -> dict[str, str]:
     """For a ``sub`` node: operand -> ``"+"`` or ``"−"`` (which one is subtracted)."""
     a, b = operands(g, node)
     return {a: "+", b: "−"}
+
+
+def render_image(g: CellGraph, path: str, *, engine: str = "auto") -> str:
+    """Writes an SVG, PNG or PDF (by extension): with Graphviz's ``dot`` when it is installed
+    (``engine="auto"`` or ``"dot"``), else with the pure-Python layout of
+    :mod:`cellsearch.draw` (``"python"``), so a fresh machine draws cells too."""
+    fmt = path.rsplit(".", 1)[-1].lower()
+    if fmt not in ("svg", "png", "pdf"):
+        raise CellSearchError(f"cannot render {path!r}: use a .svg, .png or .pdf file name")
+    if engine not in ("auto", "dot", "python"):
+        raise CellSearchError(f"engine must be auto, dot or python, got {engine!r}")
+    dot = shutil.which("dot") if engine != "python" else None
+    if dot is None and engine == "dot":
+        raise CellSearchError("Graphviz's `dot` program is not installed; use engine 'auto' or 'python'")
+    try:
+        if dot is not None:
+            subprocess.run([dot, f"-T{fmt}", "-o", path], input=to_dot(g), text=True, check=True)
+        else:
+            draw(g, path)
+    except OSError as e:
+        raise CellSearchError(f"cannot write {path!r}: {e.strerror}") from None
+    return path

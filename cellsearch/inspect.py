@@ -81,7 +81,8 @@ def describe(store: Store, ref: str) -> str:
 
 
 def show_candidate(db: str, ref: str, fmt: str = "text", out: str | None = None) -> str:
-    from cellsearch.render import render_image, to_dot
+    from cellsearch.draw import render_image
+    from cellsearch.render import to_dot
 
     with Store(db, write=False) as store:
         if fmt == "text":

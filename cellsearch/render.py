@@ -12,12 +12,9 @@ This module imports nothing from JAX.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 
 import networkx as nx
 
-from cellsearch.errors import CellSearchError
 from cellsearch.graph import CellGraph, consumers, edge_kind, operands
 from cellsearch.ops import OPS
 
@@ -175,27 +172,3 @@ def to_dot(g: CellGraph) -> str:
         out.append(f'  "{u}" -> "{v}"' + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     out.append("}")
     return "\n".join(out)
-
-
-def render_image(g: CellGraph, path: str, *, engine: str = "auto") -> str:
-    """Writes an SVG, PNG or PDF (by extension): with Graphviz's ``dot`` when it is installed
-    (``engine="auto"`` or ``"dot"``), else with the pure-Python layout of
-    :mod:`cellsearch.draw` (``"python"``), so a fresh machine draws cells too."""
-    fmt = path.rsplit(".", 1)[-1].lower()
-    if fmt not in ("svg", "png", "pdf"):
-        raise CellSearchError(f"cannot render {path!r}: use a .svg, .png or .pdf file name")
-    if engine not in ("auto", "dot", "python"):
-        raise CellSearchError(f"engine must be auto, dot or python, got {engine!r}")
-    dot = shutil.which("dot") if engine != "python" else None
-    if dot is None and engine == "dot":
-        raise CellSearchError("Graphviz's `dot` program is not installed; use engine 'auto' or 'python'")
-    try:
-        if dot is not None:
-            subprocess.run([dot, f"-T{fmt}", "-o", path], input=to_dot(g), text=True, check=True)
-        else:
-            from cellsearch.draw import draw
-
-            draw(g, path)
-    except OSError as e:
-        raise CellSearchError(f"cannot write {path!r}: {e.strerror}") from None
-    return path

@@ -175,9 +175,9 @@ def test_isomorphic_cells_share_one_program():
     scan = jax.jit(lambda p, c, xs: a.program.scan(p, c, xs))
     xs = jnp.ones((3, 2, H))
     carry = a.initial_carry((2,), H)
-    from cellsearch.compile import _canonical_program
+    from cellsearch.compile import canonical_program
 
-    _, prog = _canonical_program(g, True)
+    _, prog = canonical_program(g, True)
     canon_params = prog.init(jax.random.key(0), H, H)
     scan(canon_params, carry, xs)
     scan(canon_params, carry, xs)

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from cellsearch.render import render_image, to_dot, to_equations, to_text
+from cellsearch.draw import render_image
+from cellsearch.render import to_dot, to_equations, to_text
 from cellsearch.spaces import find_seed
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -47,10 +49,10 @@ def test_arithmetic_rows_are_correct_sums():
         text, start = t.example(rng)
         question, answer = text[:-1].split("=")
         digits = "".join(c for c in question if not c.isalpha())
-        op = "+" if "+" in digits else "-"
-        a, b = digits.split(op)
+        m = re.fullmatch(r"(-?\d+)([+-])(-?\d+)", digits)  # operands may be negative: 3+-12
+        a, op, b = m[1], m[2], m[3]
         assert int(answer) == (int(a) + int(b) if op == "+" else int(a) - int(b))
-        assert len(a) <= 8 and len(b) <= 8 and text[start:] == answer + "."
+        assert len(a.lstrip("-")) <= 8 and len(b.lstrip("-")) <= 8 and text[start:] == answer + "."
         assert not any(c.isalpha() for c in answer)
     b = t.train_batch(rng, 4)
     for i in range(4):
@@ -113,7 +115,8 @@ def test_ptb_reads_the_shared_files(ptb_dir):
     assert t.vocab[0] == "the" and "<eos>" in t.index and "<unk>" in t.index
     b = t.train_batch(np.random.default_rng(0), 3)
     assert np.array_equal(b.inputs[:, 1:], b.targets[:, :-1])
-    assert len(t.eval_batches()) == 2000 // 35 // 20
+    assert len(t.eval_batches()) == -(-(2000 // 35) // 20)  # the last, shorter batch is kept (padded)
+    assert t.eval_batches()[-1].mask.sum() == (2000 // 35 % 20) * 35
 
 
 def test_ptb_missing_or_malformed_files_are_clear_errors(tmp_path):
