@@ -112,7 +112,7 @@ def analyze(graph: CellGraph, task_name: str, out_dir: str, *, params_dir: str |
     gates = [n for n in graph.nodes if graph.nodes[n]["op"] == "sigmoid"]
     summary: dict = {"task": task_name, "layers": len(recs), "gates": {}}
     if gates:
-        fig, axes = plt.subplots(1, len(gates), figsize=(3.4 * len(gates), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(gates), figsize=(max(6.0, 3.4 * len(gates)), 3.6), squeeze=False)
         for j, n in enumerate(gates):
             ax = axes[0][j]
             for k, rec in enumerate(recs):
@@ -122,12 +122,13 @@ def analyze(graph: CellGraph, task_name: str, out_dir: str, *, params_dir: str |
             ax.plot([0, 1], [1, 0], color="grey", lw=0.8, ls="--")
             ax.set_xlim(-0.02, 1.02)
             ax.set_ylim(-0.02, 1.02)
+            ax.set_aspect("equal")
             ax.set_xlabel("fraction left-saturated (< 0.1)")
             ax.set_ylabel("fraction right-saturated (> 0.9)")
             ax.set_title(f"gate {n}")
             if len(recs) > 1:
                 ax.legend(fontsize=7)
-        fig.suptitle(f"Gate saturation on {task_name} validation data (one point per unit)")
+        fig.suptitle(f"Gate saturation on {task_name}\n(validation data, one point per unit)", fontsize=10)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "saturation.png"), dpi=100)
         plt.close(fig)
