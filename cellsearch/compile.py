@@ -336,6 +336,12 @@ def canonical_program(g: CellGraph, fuse: bool = True) -> tuple[Canonical, _Prog
     return c, prog
 
 
+def rename_params(params: Params, names: dict[str, str]) -> Params:
+    """Cell parameters with their node ids mapped by ``names``, operand ids in ``W_<id>`` too:
+    ``{"n3": {"W_x": ..., "b": ...}}`` -> ``{"lin_f": {"W_x": ..., "b": ...}}``."""
+    return {names[n]: {(k if k == "b" else "W_" + names[k[2:]]): v for k, v in p.items()} for n, p in params.items()}
+
+
 def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
     """Compiles a cell graph (validated first); see the module docstring.
 
@@ -355,18 +361,13 @@ def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
     user_pos = [states.index(next(s for s in states if c.state_map[s] == cs)) for cs in prog.states]
 
     def to_canon(params: Params) -> Params:
-        out = {}
-        for n, p in params.items():
+        for n in params:
             if n not in nmap:
                 raise CompileError(f"params has an entry {n!r}, which is not a linear node of the cell")
-            out[nmap[n]] = {(k if k == "b" else "W_" + nmap[k[2:]]): v for k, v in p.items()}
-        return out
+        return rename_params(params, nmap)
 
     def to_user(params: Params) -> Params:
-        return {
-            inv_n[n]: {(k if k == "b" else "W_" + inv_n[k[2:]]): v for k, v in p.items()}
-            for n, p in params.items()
-        }
+        return rename_params(params, inv_n)
 
     def carry_in(carry: Sequence) -> Carry:
         if len(carry) != len(states):

@@ -27,9 +27,9 @@ import html
 import io
 import json
 import math
-import os
 import time
 from collections import Counter
+from pathlib import Path
 
 from cellsearch.errors import ConfigError, StorageError
 from cellsearch.results import Scores, stored_config
@@ -40,13 +40,18 @@ COLOURS = {"duplicate": "#b0b0b0", "filtered": "#e6a23c", "hurdle": "#9b59b6", "
            "scored": "#2a7ab9", "seed": "#2e8b57", "mutation_failed": "#dddddd"}
 
 
+def _data_uri(png: bytes) -> str:
+    """A PNG as an ``<img src>`` that needs no file and no network."""
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return _data_uri(buf.getvalue())
 
 
 def _figure(w: float = 7.0, h: float = 3.2, n: int = 1):
@@ -289,7 +294,7 @@ def _cell_picture(g) -> str:
 
     buf = io.BytesIO()
     draw(g, buf, fmt="png", dpi=80)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return _data_uri(buf.getvalue())
 
 
 def _f(v) -> str:
@@ -321,9 +326,8 @@ def _analysis_html(d: _Data, k: int) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             summary = analyze(from_json(d.cells[r["hash"]]["graph"]), task, tmp,
                               data_dir=d.config.data_dir, budget=d.config.budgets.get(task, (None,))[0])
-            pics = [f for f in ("saturation.png", "activations.png") if os.path.exists(os.path.join(tmp, f))]
-            imgs = "".join(f"<img alt='{p}' src='data:image/png;base64,"
-                           f"{base64.b64encode(open(os.path.join(tmp, p), 'rb').read()).decode()}'/>" for p in pics)
+            pics = [Path(tmp) / f for f in ("saturation.png", "activations.png")]
+            imgs = "".join(f"<img alt='{p.stem}' src='{_data_uri(p.read_bytes())}'/>" for p in pics if p.exists())
         gates = ", ".join(summary["gates"]) or "none"
         out.append(f"<h3>cell {r['id']} <code>{r['hash']}</code> (gates: {html.escape(gates)})</h3>{imgs}")
     return "\n".join(out)

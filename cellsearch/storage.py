@@ -235,12 +235,6 @@ class Store:
             args += (before_step,)
         return {r[0] for r in self.conn.execute(q, args)}
 
-    def all_errors(self, cell_hash: str, task: str) -> bool:
-        """True if the cell has evaluations on the task and every one crashed."""
-        row = self.conn.execute("SELECT COUNT(*), SUM(status='error') FROM evaluations WHERE cell_hash=? AND task=?",
-                                (cell_hash, task)).fetchone()
-        return row[0] > 0 and row[0] == row[1]
-
     def first_error(self, cell_hash: str, task: str) -> str | None:
         """The message of the cell's first crashed evaluation on the task, if any."""
         row = self.conn.execute("SELECT metrics FROM evaluations WHERE cell_hash=? AND task=? AND status='error'"

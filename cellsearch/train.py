@@ -38,7 +38,7 @@ import numpy as np
 import optax
 
 from cellsearch.canon import canonical
-from cellsearch.compile import CompiledCell, compile_cell
+from cellsearch.compile import CompiledCell, compile_cell, rename_params
 from cellsearch.config import TrainConfig
 from cellsearch.errors import ConfigError
 from cellsearch.graph import CellGraph
@@ -301,16 +301,9 @@ def train_and_evaluate(
             r = r._replace(metrics={**r.metrics, "hidden": n})
             if keep_params:  # member j's parameters, renamed from the canonical cell's to the graph's
                 mine = jax.tree.map(lambda a, j=j: np.asarray(a[j]), params)
-                r = r._replace(params={**mine, "layers": [rename(p, back) for p in mine["layers"]]})
+                r = r._replace(params={**mine, "layers": [rename_params(p, back) for p in mine["layers"]]})
             results[i] = r
     return results  # type: ignore[return-value]
-
-
-def rename(params: dict, names: dict[str, str]) -> dict:
-    """Cell parameters with their node ids mapped by ``names`` (``{"n3": {"W_x": ..., "b": ...}}``
-    -> ``{"lin_f": {"W_x": ..., "b": ...}}``); operand ids in ``W_<id>`` are mapped too."""
-    return {names.get(n, n): {(k if k == "b" else "W_" + names.get(k[2:], k[2:])): v for k, v in p.items()}
-            for n, p in params.items()}
 
 
 def result_to_dict(r: EvalResult) -> dict[str, Any]:
