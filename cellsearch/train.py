@@ -105,26 +105,39 @@ def _remember(cache: OrderedDict, key, value):
     return value
 
 
-def _make_programs(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, unroll: int) -> _Programs:
-    def train_member(p, lr, clip, active, batch):
-        loss, grads = jax.value_and_grad(lambda q: loss_fn(cell, q, batch, spec, unroll=unroll))(p)
+def build_programs(loss: Callable, sums: Callable) -> _Programs:
+    """The jitted ``train`` and ``evaluate`` programs of a group of members trained together.
+
+    ``loss(p, static, batch)`` is one member's training loss and ``sums(p, static, batch)``
+    its metric sums; ``static`` is the member's input that is not trained (``()`` for a
+    compiled cell; the encoded cell for the population interpreter). Members are vmapped:
+    ``train(params, statics, lr, clip, active, batches)`` runs a chunk of steps, each member
+    with its own learning rate, gradient clip and active flag."""
+
+    def train_member(p, static, lr, clip, active, batch):
+        value, grads = jax.value_and_grad(lambda q: loss(q, static, batch))(p)
         opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr))
         updates, _ = opt.update(grads, opt.init(p), p)
         new = optax.apply_updates(p, updates)
-        ok = active & jnp.isfinite(loss)
+        ok = active & jnp.isfinite(value)
         new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, p)  # a bad step changes nothing
-        return new, loss
+        return new, value
 
-    def train_chunk(params, lr, clip, active, batches):
+    def train_chunk(params, statics, lr, clip, active, batches):
         def step(ps, batch):
-            return jax.vmap(train_member, in_axes=(0, 0, 0, 0, None))(ps, lr, clip, active, batch)
+            return jax.vmap(train_member, in_axes=(0, 0, 0, 0, 0, None))(ps, statics, lr, clip, active, batch)
 
         return jax.lax.scan(step, params, batches)  # losses: (chunk, K)
 
-    def evaluate(params, batch):
-        return jax.vmap(lambda p: metric_sums(cell, p, batch, spec, unroll=unroll))(params)
+    def evaluate(params, statics, batch):
+        return jax.vmap(lambda p, s: sums(p, s, batch))(params, statics)
 
     return _Programs(jax.jit(train_chunk, donate_argnums=0), jax.jit(evaluate))
+
+
+def _make_programs(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, unroll: int) -> _Programs:
+    return build_programs(lambda q, _, batch: loss_fn(cell, q, batch, spec, unroll=unroll),
+                          lambda q, _, batch: metric_sums(cell, q, batch, spec, unroll=unroll))
 
 
 def _compiled(pkey: tuple, name: str, fn, *args) -> tuple[Any, float]:
@@ -138,12 +151,12 @@ def _compiled(pkey: tuple, name: str, fn, *args) -> tuple[Any, float]:
     return exe, time.perf_counter() - t
 
 
-def programs_for(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int, unroll: int):
-    key = (cell.hash, spec, hidden, layers, unroll)
+def cached_programs(key: tuple, make: Callable[[], _Programs]) -> _Programs:
+    """The programs under ``key``, built by ``make()`` the first time (bounded cache)."""
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
-        return key, _PROGRAMS[key]
-    return key, _remember(_PROGRAMS, key, _make_programs(cell, spec, hidden, layers, unroll))
+        return _PROGRAMS[key]
+    return _remember(_PROGRAMS, key, make())
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -163,10 +176,10 @@ def summarize(sums: dict[str, float], spec: TaskSpec) -> dict[str, float]:
     return out
 
 
-def _evaluate(exe, params, batches: list[Batch], spec: TaskSpec, k: int) -> list[dict[str, float]]:
+def _evaluate(exe, params, statics, batches: list[Batch], spec: TaskSpec, k: int) -> list[dict[str, float]]:
     totals = None
     for b in batches:
-        s = jax.device_get(exe(params, b))
+        s = jax.device_get(exe(params, statics, b))
         totals = s if totals is None else {n: totals[n] + s[n] for n in s}
     return [summarize({n: float(v[i]) for n, v in totals.items()}, spec) for i in range(k)]
 
@@ -207,13 +220,27 @@ def _schedule_epoch(m: _Member, metrics: dict[str, float], cfg: TrainConfig) -> 
 def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: TrainConfig,
                  on_steps: Callable[[int], None] | None) -> tuple[list[EvalResult], Any]:
     spec = task.spec
-    k = len(group)
+    key = (cell.hash, spec, hidden, group[0].layers, cfg.unroll)
+    progs = cached_programs(key, lambda: _make_programs(cell, spec, hidden, group[0].layers, cfg.unroll))
     t0 = time.perf_counter()
-    pkey, progs = programs_for(cell, spec, hidden, group[0].layers, cfg.unroll)
     # host-side init (NumPy, no compilation), stacked along the settings axis
     each = [init_model(h.seed, cell, spec, hidden, h.layers, h.init_scale) for h in group]
     params = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *each)
-    members = [_Member(lr=h.learning_rate) for h in group]
+    return run_members(key, progs, params, (), group, task, cfg, on_steps, t0=t0)
+
+
+def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[HParams], task: Task,
+                cfg: TrainConfig, on_steps: Callable[[int], None] | None, *, real: int | None = None,
+                t0: float | None = None) -> tuple[list[EvalResult], Any]:
+    """Trains the stacked members ``params`` (one per setting of ``group``) with ``progs``
+    under ``cfg``'s schedule and returns a result each and the final parameters. Members
+    from ``real`` on are padding: they never train and get no result (they keep a
+    program's shape, so it is not compiled again for another member count)."""
+    spec = task.spec
+    k = len(group)
+    real = k if real is None else real
+    t0 = time.perf_counter() if t0 is None else t0
+    members = [_Member(lr=h.learning_rate, active=i < real) for i, h in enumerate(group)]
     clip = jnp.asarray([h.max_grad_norm for h in group], jnp.float32)
     rng = np.random.default_rng([cfg.data_seed, sum(map(ord, spec.name))])
     eval_batches = task.eval_batches(cfg.eval_split)
@@ -225,9 +252,9 @@ def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: T
         batches = stack([task.train_batch(rng, cfg.batch_size) for _ in range(n)])
         lr = jnp.asarray([m.lr for m in members], jnp.float32)
         active = jnp.asarray([m.active for m in members])
-        train, c = _compiled(pkey, f"train{n}", progs.train, params, lr, clip, active, batches)
+        train, c = _compiled(pkey, f"train{n}", progs.train, params, statics, lr, clip, active, batches)
         compile_s += c
-        params, losses = train(params, lr, clip, active, batches)
+        params, losses = train(params, statics, lr, clip, active, batches)
         losses = np.asarray(losses)  # (n, K)
         done += n
         for i, m in enumerate(members):
@@ -238,22 +265,22 @@ def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: T
             if bad.any():
                 m.status, m.active = "diverged", False
         if on_steps:
-            on_steps(n * k)
+            on_steps(n * real)
         if done % epoch == 0 or done == cfg.steps:
-            evaluate, c = _compiled(pkey, "eval", progs.evaluate, params, eval_batches[0])
+            evaluate, c = _compiled(pkey, "eval", progs.evaluate, params, statics, eval_batches[0])
             compile_s += c
-            for m, met in zip(members, _evaluate(evaluate, params, eval_batches, spec, k), strict=True):
+            for m, met in zip(members, _evaluate(evaluate, params, statics, eval_batches, spec, k), strict=True):
                 if m.active:
                     _schedule_epoch(m, met, cfg)
     wall = time.perf_counter() - t0
     out = []
-    for h, m in zip(group, members, strict=True):
+    for h, m in zip(group[:real], members[:real], strict=True):
         if m.status == "diverged" or m.best is None:
             metrics = {"score": 0.0}
             status, score = ("diverged" if m.status == "diverged" else "ok"), 0.0
         else:
             metrics, status, score = m.best, "ok", m.best["score"]
-        out.append(EvalResult(h, status, float(score), metrics, m.steps, wall / k, compile_s / k))
+        out.append(EvalResult(h, status, float(score), metrics, m.steps, wall / real, compile_s / real))
     return out, params
 
 

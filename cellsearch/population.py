@@ -1,0 +1,286 @@
+"""The population interpreter: many different cells trained in one compiled program.
+
+A compiled cell (:mod:`cellsearch.compile`) is code: each new structure costs an XLA
+compilation and then trains alone, a handful of tiny kernels per time step. Here a cell is
+data (:mod:`cellsearch.encoding`): one program per (size class, task shape, hidden size,
+layers) runs any cell of that class, and a population of cells and settings is vmapped, so
+each stage's matrix products of the whole population are **one batched GEMM** (batch axes:
+member and operand slot) and the elementwise ops are computed all-and-selected.
+
+* :class:`Interpreter` has a compiled cell's ``scan``/``apply``/``initial_carry``, so the
+  model (:mod:`cellsearch.model`) runs it unchanged. Its parameters are a weight bank per
+  layer: ``{"W": (stages, full, H, H), "diag": (stages, diag, H), "b": (stages, linears, H)}``.
+* :func:`pack` / :func:`unpack` move a compiled cell's parameters (canonical node ids) into
+  the bank and back; the members start from exactly the parameters the compiled cell would
+  draw (:func:`cellsearch.model.init_model`), so the two paths can be compared number for number.
+* Members of one program share the hidden size ``H``: a member with a smaller hidden size is
+  zero-padded and :func:`effective` masks its padding (and every unused slot) before each
+  use, so padding gets no gradient and the gradient-norm clip sees the member's own
+  parameters only. Its padded state units are reset to zero every step.
+* :func:`train_population` trains every (cell, setting) pair as one member, with the same
+  batches, schedule and divergence rule as :func:`cellsearch.train.train_and_evaluate`, and
+  returns the same results. Member counts are padded up :data:`~cellsearch.encoding.LADDER`
+  and hidden sizes to a multiple of :data:`HIDDEN_STEP`, so a search compiles few programs.
+
+The input projections are not hoisted out of the time loop (the CPU default of compiled
+cells). Equality with compiled cells (one step, and 50 training steps) is tested in
+``tests/test_population.py``; speed is measured in ``benchmarks/bench_population.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cellsearch.compile import compile_cell
+from cellsearch.config import TrainConfig
+from cellsearch.encoding import Encoding, Layout, SizeClass, _up, encode, plan, stack
+from cellsearch.errors import ConfigError
+from cellsearch.graph import CellGraph
+from cellsearch.hparams import HParams, hidden_size
+from cellsearch.model import init_model, loss_fn, metric_sums
+from cellsearch.tasks.base import Task, TaskSpec
+from cellsearch.train import EvalResult, build_programs, cached_programs, run_members
+
+HIDDEN_STEP = 8  # members' hidden sizes are padded to a multiple of this
+
+_UNARY = (jnp.tanh, jax.nn.sigmoid, jax.nn.relu)
+
+
+class Static(NamedTuple):
+    """A member's untrained input: its encoded cell and its hidden-unit mask ``(H,)``."""
+
+    enc: Encoding
+    hmask: Any
+
+
+class Interpreter:
+    """Runs the encoded cell ``enc`` (arrays, possibly traced) of size class ``size``."""
+
+    def __init__(self, enc: Encoding, size: SizeClass, hmask=None):
+        self.enc, self.size, self.hmask = enc, size, hmask
+
+    def initial_carry(self, batch_shape: Sequence[int], hidden_size: int, dtype=jnp.float32):
+        return tuple(jnp.zeros((*batch_shape, hidden_size), dtype) for _ in range(self.size.states))
+
+    def _elementwise(self, vals, d: int, base: int):
+        e = self.enc
+        for j in range(self.size.elementwise):
+            a, b = vals[e.a[d, j]], vals[e.b[d, j]]
+            c = jnp.broadcast_to(e.const[d, j].astype(a.dtype), a.shape)
+            v = jax.lax.select_n(e.op[d, j], a, *(f(a) for f in _UNARY), a + b, a * b, a - b, c)
+            vals = vals.at[base + j].set(v)
+        return vals
+
+    def step(self, p, carry, x):
+        """One time step: ``(carry, y)`` as a compiled cell's ``apply``."""
+        e, z = self.enc, self.size
+        S, E, L, M = z.states, z.elementwise, z.linears, z.full
+        vals = jnp.zeros((z.slots, *x.shape), x.dtype).at[0].set(x)
+        if S:
+            vals = vals.at[1:1 + S].set(jnp.stack(carry))
+        vals = self._elementwise(vals, 0, 1 + S)
+        lead = (1,) * (x.ndim - 1)
+        for d in range(z.stages):
+            base = 1 + S + E + d * (L + E)
+            if L:
+                ops = vals[e.src[d]]  # (full + diag, ..., H)
+                terms = []
+                if M:  # every full product of the stage: one GEMM (batched over members when vmapped)
+                    terms.append(jnp.einsum("m...h,mhk->m...k", ops[:M], p["W"][d]))
+                if z.diag:
+                    terms.append(ops[M:] * p["diag"][d].reshape(z.diag, *lead, -1))
+                t = jnp.concatenate(terms) if len(terms) > 1 else terms[0]
+                lin = jnp.einsum("ml,m...k->l...k", e.onehot[d].astype(t.dtype), t)
+                vals = vals.at[base:base + L].set(lin + p["b"][d].reshape(L, *lead, -1))
+            vals = self._elementwise(vals, d + 1, base + L)
+        new = vals[e.out]
+        if self.hmask is not None:
+            new = new * self.hmask
+        return tuple(new[i] for i in range(S)), new[e.y]
+
+    def apply(self, p, carry, x):
+        return self.step(p, carry, x)
+
+    def scan(self, p, carry, xs, *, unroll: int = 1, hoist: bool | None = None):
+        return jax.lax.scan(lambda c, x_t: self.step(p, c, x_t), carry, xs, unroll=unroll)
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def empty_bank(size: SizeClass, hidden: int) -> dict[str, np.ndarray]:
+    z = size
+    return {"W": np.zeros((z.stages, z.full, hidden, hidden), np.float32),
+            "diag": np.zeros((z.stages, z.diag, hidden), np.float32),
+            "b": np.zeros((z.stages, z.linears, hidden), np.float32)}
+
+
+def pack(lay: Layout, size: SizeClass, hidden: int, params: dict) -> dict[str, np.ndarray]:
+    """A compiled cell's parameters (canonical node ids, hidden size ``n <= hidden``) in the
+    interpreter's bank, zero-padded to ``hidden``."""
+    bank = empty_bank(size, hidden)
+    for (n, u), (d, k) in lay.full.items():
+        w = np.asarray(params[n][f"W_{u}"])
+        bank["W"][d, k, :w.shape[0], :w.shape[1]] = w
+    for (n, u), (d, k) in lay.diag.items():
+        w = np.asarray(params[n][f"W_{u}"])
+        bank["diag"][d, k, :w.shape[0]] = w
+    for n, (d, j) in lay.linear.items():
+        if "b" in params[n]:
+            b = np.asarray(params[n]["b"])
+            bank["b"][d, j, :b.shape[0]] = b
+    return bank
+
+
+def unpack(lay: Layout, bank, hidden: int, graph: CellGraph) -> dict:
+    """The inverse of :func:`pack`: the compiled cell's parameters at hidden size ``hidden``."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for (n, u), (d, k) in lay.full.items():
+        out.setdefault(n, {})[f"W_{u}"] = np.asarray(bank["W"][d, k, :hidden, :hidden])
+    for (n, u), (d, k) in lay.diag.items():
+        out.setdefault(n, {})[f"W_{u}"] = np.asarray(bank["diag"][d, k, :hidden])
+    for n, (d, j) in lay.linear.items():
+        if graph.nodes[n].get("bias", True):
+            out.setdefault(n, {})["b"] = np.asarray(bank["b"][d, j, :hidden])
+    return out
+
+
+def pack_model(lay: Layout, size: SizeClass, hidden: int, params: dict) -> dict:
+    """A model's parameters (:func:`~cellsearch.model.init_model`) padded to ``hidden``."""
+    n = params["out"]["W"].shape[0]
+    pad = hidden - n
+    embed = {"W": np.pad(params["embed"]["W"], ((0, 0), (0, pad)))}
+    if "b" in params["embed"]:
+        embed["b"] = np.pad(params["embed"]["b"], (0, pad))
+    return {"embed": embed, "layers": [pack(lay, size, hidden, p) for p in params["layers"]],
+            "out": {"W": np.pad(params["out"]["W"], ((0, pad), (0, 0))), "b": np.asarray(params["out"]["b"])}}
+
+
+def unpack_model(lay: Layout, params, hidden: int, graph: CellGraph) -> dict:
+    """The inverse of :func:`pack_model`: the model at its own hidden size ``hidden``."""
+    embed = {"W": np.asarray(params["embed"]["W"])[:, :hidden]}
+    if "b" in params["embed"]:
+        embed["b"] = np.asarray(params["embed"]["b"])[:hidden]
+    return {"embed": embed, "layers": [unpack(lay, p, hidden, graph) for p in params["layers"]],
+            "out": {"W": np.asarray(params["out"]["W"])[:hidden], "b": np.asarray(params["out"]["b"])}}
+
+
+def effective(params, static: Static):
+    """The member's parameters with padding and unused slots zeroed (before every use, so
+    they get no gradient)."""
+    e, hm = static.enc, static.hmask
+    M = params["layers"][0]["W"].shape[1] if params["layers"] else 0
+
+    def layer(p):
+        return {"W": p["W"] * (e.real[:, :M, None, None] * hm[:, None] * hm[None, :]),
+                "diag": p["diag"] * (e.real[:, M:, None] * hm),
+                "b": p["b"] * (e.bias[..., None] * hm)}
+
+    embed = {"W": params["embed"]["W"] * hm}
+    if "b" in params["embed"]:
+        embed["b"] = params["embed"]["b"] * hm
+    return {"embed": embed, "layers": [layer(p) for p in params["layers"]],
+            "out": {"W": params["out"]["W"] * hm[:, None], "b": params["out"]["b"]}}
+
+
+def population_programs(size: SizeClass, spec: TaskSpec, hidden: int, layers: int, unroll: int):
+    """The (cached) train and evaluate programs of one size class and task shape."""
+
+    def model(static):
+        return Interpreter(static.enc, size, static.hmask)
+
+    key = ("population", size, spec, hidden, layers, unroll)
+    return key, cached_programs(key, lambda: build_programs(
+        lambda q, s, batch: loss_fn(model(s), effective(q, s), batch, spec, unroll=unroll),
+        lambda q, s, batch: metric_sums(model(s), effective(q, s), batch, spec, unroll=unroll)))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class _Cell(NamedTuple):
+    plan: Any
+    compiled: Any
+
+
+def train_population(
+    graphs: Sequence[CellGraph],
+    task: Task,
+    settings: Sequence[Sequence[HParams]],
+    config: TrainConfig | None = None,
+    *,
+    on_steps: Callable[[int], None] | None = None,
+    keep_params: bool = False,
+) -> list[list[EvalResult]]:
+    """Trains every cell under its settings, all in one program per layer count, and
+    evaluates them: the population counterpart of
+    :func:`cellsearch.train.train_and_evaluate` (same batches, schedule and results).
+
+    Args:
+      graphs: the cells (any valid cells; they need not share a structure).
+      task: the task, shared by every cell.
+      settings: per cell, its settings (the same length as ``graphs``).
+      config: the training schedule.
+      on_steps: called with the number of (member x step) units done after each chunk.
+      keep_params: also return each member's final parameters in the compiled cell's
+        layout (canonical node ids).
+
+    Returns:
+      Per cell, one :class:`~cellsearch.train.EvalResult` per setting, in order; each member's
+      ``wall_s`` and ``compile_s`` are its share of its program's.
+    """
+    config = config or TrainConfig()
+    if len(graphs) != len(settings):
+        raise ConfigError(f"train_population needs one list of settings per cell: {len(graphs)} cells, "
+                          f"{len(settings)} lists")
+    cells = []
+    for g in graphs:
+        p = plan(g)
+        cells.append(_Cell(p, compile_cell(p.graph)))
+    groups: dict[int, list[tuple[int, int, int]]] = {}  # layers -> (cell, setting, hidden)
+    for i, (c, hs) in enumerate(zip(cells, settings, strict=True)):
+        for j, h in enumerate(hs):
+            if h.layers < 1:
+                raise ConfigError(f"layers must be >= 1, got {h.layers}")
+            groups.setdefault(h.layers, []).append((i, j, hidden_size(c.plan.graph, h.param_budget, h.layers)))
+    out: list[list[EvalResult | None]] = [[None] * len(hs) for hs in settings]
+    for layers, members in groups.items():
+        for (i, j, n), r in zip(members, _train_members(cells, settings, layers, members, task, config, on_steps,
+                                                         keep_params), strict=True):
+            out[i][j] = r
+    return out  # type: ignore[return-value]
+
+
+def _train_members(cells, settings, layers, members, task, cfg, on_steps, keep_params) -> list[EvalResult]:
+    t0 = time.perf_counter()
+    spec = task.spec
+    size = SizeClass.of(cells[i].plan.size for i, _, _ in members)
+    hidden = -(-max(n for *_, n in members) // HIDDEN_STEP) * HIDDEN_STEP
+    encoded = {i: encode(cells[i].plan, size) for i in {i for i, _, _ in members}}
+    real = len(members)
+    padded = members + [members[0]] * (_up(real) - real)  # padding members: copies that never train
+    group = [settings[i][j] for i, j, _ in padded]
+    params, statics = [], []
+    for (i, j, n), h in zip(padded, group, strict=True):
+        enc, lay = encoded[i]
+        p = init_model(h.seed, cells[i].compiled, spec, n, layers, h.init_scale)
+        params.append(pack_model(lay, size, hidden, p))
+        statics.append(Static(enc, (np.arange(hidden) < n).astype(np.float32)))
+    params = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *params)
+    statics = Static(stack([s.enc for s in statics]), np.stack([s.hmask for s in statics]))
+    key, progs = population_programs(size, spec, hidden, layers, cfg.unroll)
+    results, final = run_members(key, progs, params, statics, group, task, cfg, on_steps, real=real, t0=t0)
+    out = []
+    for m, ((i, j, n), r) in enumerate(zip(members, results, strict=True)):
+        r = r._replace(metrics={**r.metrics, "hidden": n})
+        if keep_params:
+            mine = jax.tree.map(lambda a, m=m: np.asarray(a[m]), final)
+            r = r._replace(params=unpack_model(encoded[i][1], mine, n, cells[i].plan.graph))
+        out.append(r)
+    return out
