@@ -251,7 +251,7 @@ def train_population(
             groups.setdefault(h.layers, []).append((i, j, hidden_size(c.plan.graph, h.param_budget, h.layers)))
     out: list[list[EvalResult | None]] = [[None] * len(hs) for hs in settings]
     for layers, members in groups.items():
-        for (i, j, n), r in zip(members, _train_members(cells, settings, layers, members, task, config, on_steps,
+        for (i, j, _), r in zip(members, _train_members(cells, settings, layers, members, task, config, on_steps,
                                                          keep_params), strict=True):
             out[i][j] = r
     return out  # type: ignore[return-value]
@@ -267,7 +267,7 @@ def _train_members(cells, settings, layers, members, task, cfg, on_steps, keep_p
     padded = members + [members[0]] * (_up(real) - real)  # padding members: copies that never train
     group = [settings[i][j] for i, j, _ in padded]
     params, statics = [], []
-    for (i, j, n), h in zip(padded, group, strict=True):
+    for (i, _, n), h in zip(padded, group, strict=True):
         enc, lay = encoded[i]
         p = init_model(h.seed, cells[i].compiled, spec, n, layers, h.init_scale)
         params.append(pack_model(lay, size, hidden, p))
@@ -277,7 +277,7 @@ def _train_members(cells, settings, layers, members, task, cfg, on_steps, keep_p
     key, progs = population_programs(size, spec, hidden, layers, cfg.unroll)
     results, final = run_members(key, progs, params, statics, group, task, cfg, on_steps, real=real, t0=t0)
     out = []
-    for m, ((i, j, n), r) in enumerate(zip(members, results, strict=True)):
+    for m, ((i, _, n), r) in enumerate(zip(members, results, strict=True)):
         r = r._replace(metrics={**r.metrics, "hidden": n})
         if keep_params:
             mine = jax.tree.map(lambda a, m=m: np.asarray(a[m]), final)
