@@ -321,6 +321,8 @@ def search_config(args):
         changes["settings_per_task"] = args.settings_per_task
     if args.pool_size:
         changes["pool_size"] = args.pool_size
+    if args.population:
+        changes["population"] = args.population
     train = {k: v for k, v in (("steps", args.steps), ("schedule", args.schedule),
                                ("steps_per_epoch", args.steps_per_epoch)) if v is not None}
     if train:

@@ -117,6 +117,9 @@ class SearchConfig:
     aging_population: int = 20
     aging_sample: int = 5
     random_walk: int = 3
+    # >1: children are evaluated P at a time through the population interpreter, in rounds
+    # (cellsearch.search.run_rounds); 1: one compiled program per cell
+    population: int = 1
     hparams: HParamSpace = HParamSpace()
     filter_hparams: HParamSpace = FILTER_HPARAMS
     budgets: dict[str, tuple[int, ...]] = field(default_factory=default_budgets)
@@ -142,7 +145,8 @@ class SearchConfig:
             raise ConfigError(f"candidates must be >= 0, got {self.candidates}")
         if self.hours is not None and not self.hours > 0:
             raise ConfigError(f"hours must be > 0, got {self.hours}")
-        _require(self, ("pool_size", "settings_per_task", "init_settings", "filter_settings"), lambda v: v >= 1, ">= 1")
+        _require(self, ("pool_size", "settings_per_task", "init_settings", "filter_settings", "population"),
+                 lambda v: v >= 1, ">= 1")
         if self.filter_settings > self.filter_hparams.grid_size():
             raise ConfigError(f"filter_settings ({self.filter_settings}) exceeds the filter grid's "
                               f"{self.filter_hparams.grid_size()} points")

@@ -25,8 +25,12 @@ from dataclasses import asdict
 from cellsearch.errors import ConfigError
 
 
-def run_job(job: dict) -> list[dict]:
-    """Trains one cell on one task under the job's settings; never raises."""
+def run_job(job: dict) -> list:
+    """Trains one cell on one task under the job's settings; never raises. A population job
+    ``{"population": [job, ...]}`` (jobs of one task) trains them together and returns a
+    list of results per job (:func:`run_population_job`)."""
+    if "population" in job:
+        return run_population_job(job["population"], job.get("members"))
     from cellsearch.config import TrainConfig
     from cellsearch.graph import from_json
     from cellsearch.hparams import HParams
@@ -40,6 +44,31 @@ def run_job(job: dict) -> list[dict]:
         return [result_to_dict(r) for r in results]
     except Exception as e:  # a crashing candidate is a result, not the end of the search
         return error_results(job, f"{type(e).__name__}: {e}", traceback.format_exc(limit=3))
+
+
+def run_population_job(jobs: list[dict], members: int | None = None) -> list[list[dict]]:
+    """Trains the jobs' cells together through the population interpreter (one program per
+    size class). If that fails, each job runs alone, so an error is recorded against the
+    cell that caused it and the others still get their results."""
+    from cellsearch.config import TrainConfig
+    from cellsearch.graph import from_json
+    from cellsearch.hparams import HParams
+    from cellsearch.population import train_population
+    from cellsearch.tasks import get_task
+    from cellsearch.train import result_to_dict
+
+    first = jobs[0]
+    if any(j["task"] != first["task"] or j["train"] != first["train"] or j["task_options"] != first["task_options"]
+           for j in jobs):
+        raise ValueError("a population job's jobs must share the task, its options and the training schedule")
+    try:
+        results = train_population([from_json(j["graph"]) for j in jobs],
+                                   get_task(first["task"], first["task_options"]),
+                                   [[HParams(**h) for h in j["settings"]] for j in jobs], TrainConfig(**first["train"]),
+                                   members=members)
+        return [[result_to_dict(r) for r in rs] for rs in results]
+    except Exception:  # find the culprit: every job alone
+        return [run_job(j) for j in jobs]
 
 
 def _worker_init(cache_dir: str | None) -> None:
@@ -113,14 +142,17 @@ def error_results(job: dict, msg: str, detail: str | None = None, *, status: str
     for every setting of a job, with the message."""
     from cellsearch.hparams import HParams
 
+    if "population" in job:
+        return [error_results(j, msg, detail, status=status) for j in job["population"]]
     metrics = {"error": msg, **({"traceback": detail} if detail else {})}
     return [{"hparams": asdict(h), "hp_key": h.key(), "status": status, "score": 0.0, "metrics": metrics,
              "wall_s": 0.0, "compile_s": 0.0} for h in (HParams(**d) for d in job["settings"])]
 
 
-def is_lost(results: list[dict]) -> bool:
-    """True if a job's results say its worker was lost (retry it; do not store it)."""
-    return any(r["status"] == "lost" for r in results)
+def is_lost(results: list) -> bool:
+    """True if a job's results (or a population job's lists of results) say its worker was
+    lost (retry it; do not store it)."""
+    return any(is_lost(r) if isinstance(r, list) else r["status"] == "lost" for r in results)
 
 
 class RayExecutor:

@@ -69,12 +69,21 @@ class Interpreter:
         return tuple(jnp.zeros((*batch_shape, hidden_size), dtype) for _ in range(self.size.states))
 
     def _elementwise(self, vals, d: int, base: int):
-        e = self.enc
-        for j in range(self.size.elementwise):
-            a, b = vals[e.a[d, j]], vals[e.b[d, j]]
-            c = jnp.broadcast_to(e.const[d, j].astype(a.dtype), a.shape)
-            v = jax.lax.select_n(e.op[d, j], a, *(f(a) for f in _UNARY), a + b, a * b, a - b, c)
-            vals = vals.at[base + j].set(v)
+        """Stage ``d``'s elementwise slots, in order, as a loop: its body (every op, then the
+        slot's selected) is compiled once whatever the size class, not once per slot (XLA on
+        CPU spends seconds generating code for unrolled transcendental ops)."""
+        e, E = self.enc, self.size.elementwise
+        if not E:
+            return vals
+
+        def body(vals, slot):
+            op, ia, ib, c, j = slot
+            a, b = vals[ia], vals[ib]
+            v = jax.lax.select_n(op, a, *(f(a) for f in _UNARY), a + b, a * b, a - b,
+                                 jnp.broadcast_to(c.astype(a.dtype), a.shape))
+            return jax.lax.dynamic_update_index_in_dim(vals, v, j, 0), None
+
+        vals, _ = jax.lax.scan(body, vals, (e.op[d], e.a[d], e.b[d], e.const[d], base + jnp.arange(E)))
         return vals
 
     def step(self, p, carry, x):
@@ -217,6 +226,7 @@ def train_population(
     *,
     on_steps: Callable[[int], None] | None = None,
     keep_params: bool = False,
+    members: int | None = None,
 ) -> list[list[EvalResult]]:
     """Trains every cell under its settings, all in one program per layer count, and
     evaluates them: the population counterpart of
@@ -230,6 +240,9 @@ def train_population(
       on_steps: called with the number of (member x step) units done after each chunk.
       keep_params: also return each member's final parameters in the compiled cell's
         layout (canonical node ids).
+      members: pad each program to at least this many members. XLA's float rounding
+        depends on the member count (not on a member's position or its neighbours, measured
+        on CPU), so a search that needs the same numbers on resume fixes it.
 
     Returns:
       Per cell, one :class:`~cellsearch.train.EvalResult` per setting, in order; each member's
@@ -250,21 +263,21 @@ def train_population(
                 raise ConfigError(f"layers must be >= 1, got {h.layers}")
             groups.setdefault(h.layers, []).append((i, j, hidden_size(c.plan.graph, h.param_budget, h.layers)))
     out: list[list[EvalResult | None]] = [[None] * len(hs) for hs in settings]
-    for layers, members in groups.items():
-        for (i, j, _), r in zip(members, _train_members(cells, settings, layers, members, task, config, on_steps,
-                                                         keep_params), strict=True):
+    for layers, group in groups.items():
+        for (i, j, _), r in zip(group, _train_members(cells, settings, layers, group, task, config, on_steps,
+                                                       keep_params, members or 0), strict=True):
             out[i][j] = r
     return out  # type: ignore[return-value]
 
 
-def _train_members(cells, settings, layers, members, task, cfg, on_steps, keep_params) -> list[EvalResult]:
+def _train_members(cells, settings, layers, members, task, cfg, on_steps, keep_params, at_least) -> list[EvalResult]:
     t0 = time.perf_counter()
     spec = task.spec
     size = SizeClass.of(cells[i].plan.size for i, _, _ in members)
     hidden = -(-max(n for *_, n in members) // HIDDEN_STEP) * HIDDEN_STEP
     encoded = {i: encode(cells[i].plan, size) for i in {i for i, _, _ in members}}
     real = len(members)
-    padded = members + [members[0]] * (_up(real) - real)  # padding members: copies that never train
+    padded = members + [members[0]] * (max(_up(real), at_least) - real)  # padding members: copies that never train
     group = [settings[i][j] for i, j, _ in padded]
     params, statics = [], []
     for (i, _, n), h in zip(padded, group, strict=True):

@@ -87,6 +87,7 @@ class Search:
         self.baseline = structural_hash(self.seed_graphs[self.space.baseline])
         self.n_init = len(names)
         self.view = PoolView(store, lambda: Scores(store, config), self.seed_hashes)
+        self.defer_admit = config.population > 1  # rounds admit their children at the round's end
 
     def score(self, cell_hash: str) -> float | None:
         """The cell's score (:mod:`cellsearch.results`); ``None`` if a task has no result."""
@@ -243,12 +244,141 @@ class Search:
         score = self.score(h)
         if score is None:  # cannot happen once the baseline is checked; never store a made-up score
             return failed("score", "no score relative to the baseline")
+        if self.defer_admit:
+            return Outcome("child", h, "scored", {"parent": parent_hash, "score": score}, ("scored", score))
         add, remove = self.strategy.admit(self.view, h, score)
         return Outcome("child", h, "scored", {"parent": parent_hash, "score": score, "pooled": bool(add)},
                        ("scored", score), add, remove)
 
 
 # ----------------------------------------------------------------------------- driver
+
+
+def rounds(n_init: int, population: int, max_steps: int):
+    """The rounds of a population search: the seed steps, then ``population`` steps each."""
+    yield 0, range(n_init)
+    r, k = 1, n_init
+    while k < max_steps:
+        yield r, range(k, min(k + population, max_steps))
+        r, k = r + 1, k + population
+
+
+def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, retries: int,
+               on_event: Callable[[str, dict], None] | None, t0: float) -> tuple[str, int]:
+    """The driver of ``--population P``: steps run in rounds, evaluated together.
+
+    Round 0 holds the seed steps; round ``r >= 1`` holds steps ``n_init + (r-1)P`` to
+    ``n_init + rP - 1``. The steps of a round start together, in step order, so each proposes
+    from the pool as the previous round left it (a strategy that proposes one child per step,
+    as the paper's, thus proposes P children from the same pool: a generation). The jobs of a
+    round that share a task are sent as one population job (:func:`cellsearch.executors.
+    run_population_job`: one interpreter program for them all); the results go back to each
+    step in step order, and the steps go on to their next stage until all have finished.
+    Scored children enter the pool at the round's end, in step order, in one transaction
+    with the round's mark (:meth:`Store.admit_round`). A round starts only while fewer than
+    ``candidates`` children are done, and runs only the steps that can still count, so the
+    target is never passed.
+
+    Exact resume: a killed round leaves its finished steps and their evaluations stored and
+    the pool unchanged; the resumed search runs the round's other steps, which propose from
+    the same pool and draw from the same per-step generators, then admits the round's
+    children in the same order. Returns ``(why it stopped, settings trained)``.
+    """
+    from cellsearch.executors import is_lost
+
+    store, cfg = search.store, search.cfg
+    target = cfg.candidates
+    trained = 0
+
+    def pad(task: str, r: int) -> int:
+        """A round's programs have a fixed member count (the most its steps can send), so a
+        resumed round, which sends fewer, computes the same numbers."""
+        if r == 0:
+            return search.n_init * cfg.init_settings
+        return cfg.population * (cfg.filter_settings if task == cfg.filter_task else cfg.settings_per_task)
+
+    gens: dict[int, Generator] = {}  # the round's unfinished steps
+    jobs: dict[int, dict] = {}  # their next jobs
+    for r, steps in rounds(search.n_init, cfg.population, max_steps):
+        finished = store.finished_steps()
+        committed = store.rounds_committed()
+        if r >= 1 and r < committed:
+            continue  # a closed round: its pool changes are applied
+        if r >= 1:
+            if time.perf_counter() > deadline:
+                return "time", trained
+            before = store.children_done(before_step=steps[0])
+            if target is not None:
+                if before >= target:
+                    return "budget", trained
+                steps = range(steps[0], min(steps[-1] + 1, steps[0] + target - before))
+
+        def advance(k: int, value) -> None:
+            try:
+                jobs[k] = gens[k].send(value)
+            except StopIteration as stop:
+                o: Outcome = stop.value
+                store.finish_step(k, o.kind, o.cell, o.outcome, o.detail, o.status, o.pool_add, o.pool_remove)
+                del gens[k]
+                if on_event:
+                    on_event("step", {"step": k, "kind": o.kind, "outcome": o.outcome, "cell": o.cell,
+                                      "detail": o.detail, "children": store.children_done(), "target": target,
+                                      "best": best_score(store, cfg), "elapsed": time.perf_counter() - t0})
+
+        for k in steps:
+            if k not in finished:
+                gens[k] = search.step(k)
+                advance(k, None)
+        while gens:
+            by_task: dict[str, list[int]] = {}
+            for k in sorted(jobs):
+                by_task.setdefault(jobs[k]["task"], []).append(k)
+            batch = {t: {"population": [jobs.pop(k) for k in ks], "members": pad(t, r)} for t, ks in by_task.items()}
+            handles = {executor.submit(js): (t, by_task[t], js, 0) for t, js in batch.items()}
+            results: dict[int, list[dict]] = {}
+            while handles:
+                h, res = executor.wait()
+                t, ks, js, tries = handles.pop(h)
+                if is_lost(res):
+                    reason = next(x["metrics"].get("error", "lost") for rs in res for x in rs if x["status"] == "lost")
+                    if tries < retries:
+                        if on_event:
+                            on_event("retry", {"step": ks[0], "task": t, "reason": reason, "try": tries + 1})
+                        handles[executor.submit(js)] = (t, ks, js, tries + 1)
+                        continue
+                    for k in ks:  # left unfinished: a resumed search runs these steps again
+                        gens.pop(k).close()
+                        jobs.pop(k, None)
+                        if on_event:
+                            on_event("abandoned", {"step": k, "task": t, "reason": reason})
+                    continue
+                for k, job, rs in zip(ks, js["population"], res, strict=True):
+                    store.add_evaluations(job["cell"], job["task"], rs, k)
+                    trained += len(rs)
+                    results[k] = rs
+            for k in sorted(results):
+                if k in gens:
+                    advance(k, results[k])
+        if r == 0:
+            if any(k not in store.finished_steps() for k in steps):
+                return "abandoned", trained
+            search.check_baseline()
+            continue
+        if any(k not in store.finished_steps() for k in steps):
+            return "abandoned", trained  # a lost job: the round stays open for a resumed search
+        _admit(store, search, r, steps)
+    return "budget", trained
+
+
+def _admit(store: Store, search: Search, r: int, steps) -> None:
+    """Admits the scored children of round ``r`` in step order, each decision seeing the
+    pool as the earlier ones left it, all in one transaction with the round's mark."""
+    with store.tx():  # the view reads the pool through the same connection: it sees each change
+        for o in store.steps_outcomes(steps):
+            if o["kind"] == "child" and o["outcome"] == "scored":
+                add, remove = search.strategy.admit(search.view, o["cell"], o["detail"]["score"])
+                store.admit_round(r, [(o["step"], add, remove)])
+        store.admit_round(r, [])
 
 
 def open_store(path: str, config: SearchConfig) -> Store:
@@ -333,6 +463,10 @@ def run_search(
             running[executor.submit(job)] = (k, gen, job, 0)
 
         stopped, trained = "budget", 0
+        if config.population > 1:
+            stopped, trained = run_rounds(search, executor, deadline=deadline, max_steps=max_steps, retries=retries,
+                                          on_event=on_event, t0=t0)
+            return summarize(store, config, time.perf_counter() - t0, stopped, trained)
         while True:
             while len(in_flight) < workers and can_start():
                 while next_k in finished:

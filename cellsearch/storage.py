@@ -264,10 +264,12 @@ class Store:
         """Evaluations stored per cell."""
         return {r[0]: r[1] for r in self.conn.execute("SELECT cell_hash, COUNT(*) FROM evaluations GROUP BY cell_hash")}
 
-    def children_done(self) -> int:
-        """Children whose evaluation finished (duplicates and failed mutations not counted)."""
+    def children_done(self, before_step: int | None = None) -> int:
+        """Children whose evaluation finished (duplicates and failed mutations not counted),
+        by steps before ``before_step`` if given."""
         row = self.conn.execute("SELECT COUNT(*) FROM steps WHERE kind='child' AND outcome NOT IN "
-                                "('duplicate', 'mutation_failed')").fetchone()
+                                "('duplicate', 'mutation_failed') AND step < ?",
+                                (10**18 if before_step is None else before_step,)).fetchone()
         return int(row[0])
 
     # -- steps and pool ------------------------------------------------------------------------
@@ -288,6 +290,28 @@ class Store:
                 self.conn.execute("INSERT OR IGNORE INTO pool VALUES (?, ?)", (h, step))
             self.conn.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?)",
                               (step, kind, cell_hash, outcome, json.dumps(detail), time.time()))
+
+    def steps_outcomes(self, steps: Iterable[int]) -> list[dict]:
+        """The finished steps among ``steps``, in step order: step, kind, cell, outcome, detail."""
+        want = sorted(set(steps))
+        rows = self.conn.execute(f"SELECT step, kind, cell_hash, outcome, detail FROM steps WHERE step IN "
+                                 f"({','.join('?' * len(want))}) ORDER BY step", want).fetchall() if want else []
+        return [{"step": r[0], "kind": r[1], "cell": r[2], "outcome": r[3], "detail": json.loads(r[4])} for r in rows]
+
+    def admit_round(self, round_no: int, changes: Iterable[tuple[int, list[str], list[str]]]) -> None:
+        """Applies a round's pool changes ``(step, add, remove)`` in order and marks the round
+        committed, in one transaction (a population search admits children per round)."""
+        with self.tx():
+            for step, add, remove in changes:
+                for h in remove:
+                    self.conn.execute("DELETE FROM pool WHERE cell_hash=?", (h,))
+                for h in add:
+                    self.conn.execute("INSERT OR IGNORE INTO pool VALUES (?, ?)", (h, step))
+            self.set_meta("rounds_committed", str(round_no + 1))
+
+    def rounds_committed(self) -> int:
+        """How many rounds of a population search have their pool changes applied."""
+        return int(self.meta("rounds_committed") or 0)
 
     def step_of(self, cell_hash: str) -> dict | None:
         """The step that proposed the cell (its outcome and detail), if it finished."""
