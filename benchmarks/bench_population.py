@@ -58,6 +58,31 @@ def clear_caches():
     jax.clear_caches()
 
 
+def step_cost(P: int, cells, steps: int = 20) -> dict:
+    """Seconds per training step (batch 32, arithmetic's shape) of ``P`` members: the
+    interpreter running ``cells`` (cycled), against the compiled LSTM vmapped over P settings.
+    Both compiled beforehand; chunks of ``steps`` steps."""
+    from cellsearch.config import TrainConfig
+    from cellsearch.hparams import HParams
+    from cellsearch.population import train_population
+    from cellsearch.spaces import find_seed
+    from cellsearch.tasks import make_task
+    from cellsearch.train import train_and_evaluate
+
+    task = make_task("arithmetic", max_digits=3, eval_batches=1, eval_batch_size=32)
+    hs = [HParams(learning_rate=1.0, init_scale=1.0, max_grad_norm=5.0, param_budget=10_000, seed=i) for i in range(P)]
+    cfg = TrainConfig(steps=steps, batch_size=32, chunk=steps)
+    pop = [cells[i % len(cells)] for i in range(P)]
+    out = {}
+    for name, fn in (("compiled LSTM", lambda: train_and_evaluate(find_seed("LSTM"), task, hs, cfg)),
+                     ("interpreter", lambda: train_population(pop, task, [[h] for h in hs], cfg))):
+        fn()  # compile
+        t = time.perf_counter()
+        fn()
+        out[name] = (time.perf_counter() - t) / steps
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1,8,32,128", help="population sizes P")
@@ -67,7 +92,18 @@ def main() -> None:
     ap.add_argument("--percell-children", type=int, default=None,
                     help="children timed for per-cell jit (default all; its rate is per child, so fewer suffice)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--step-cost", default=None, metavar="P,...",
+                    help="only measure the per-step cost at these P (LSTM population, and mutated children)")
     args = ap.parse_args()
+    if args.step_cost:
+        from cellsearch.spaces import find_seed
+
+        for P in (int(s) for s in args.step_cost.split(",")):
+            for label, cells in (("LSTM", [find_seed("LSTM")]), ("children", children(max(P, 1), args.seed))):
+                r = step_cost(P, cells)
+                emit({"bench": "population-step", "P": P, "cells": label, **{k + " s/step": v for k, v in r.items()},
+                      "interpreter/compiled": r["interpreter"] / r["compiled LSTM"]})
+        return
 
     from dataclasses import replace
 

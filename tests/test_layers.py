@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_JAX = ["graph", "ops", "canon", "render", "mutate", "spaces", "hparams", "storage", "tasks", "config",
-          "results", "inspect", "strategies", "cli", "draw", "tables", "commands", "progress", "report"]
+          "results", "inspect", "strategies", "cli", "draw", "tables", "commands", "progress", "report",
+          "encoding"]
 
 
 def no_jax_after(code: str) -> None:
