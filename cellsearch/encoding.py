@@ -48,7 +48,7 @@ OPCODE = {name: k for k, name in enumerate(OPCODES)}
 LADDER = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 
 
-def _up(n: int) -> int:
+def round_up(n: int) -> int:
     """``n`` rounded up :data:`LADDER` (beyond it, to a multiple of 64)."""
     for v in LADDER:
         if v >= n:
@@ -75,7 +75,7 @@ class SizeClass(NamedTuple):
         return all(a >= b for a, b in zip(self, other, strict=True))
 
     def rounded(self) -> SizeClass:
-        return SizeClass(self.states, self.stages, *(_up(v) for v in self[2:]))
+        return SizeClass(self.states, self.stages, *(round_up(v) for v in self[2:]))
 
     @staticmethod
     def of(classes: Iterable[SizeClass]) -> SizeClass:

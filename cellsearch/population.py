@@ -39,7 +39,7 @@ import numpy as np
 
 from cellsearch.compile import compile_cell
 from cellsearch.config import TrainConfig
-from cellsearch.encoding import Encoding, Layout, SizeClass, _up, encode, plan, stack
+from cellsearch.encoding import Encoding, Layout, SizeClass, encode, plan, round_up, stack
 from cellsearch.errors import ConfigError
 from cellsearch.graph import CellGraph
 from cellsearch.hparams import HParams, hidden_size
@@ -277,7 +277,7 @@ def _train_members(cells, settings, layers, members, task, cfg, on_steps, keep_p
     hidden = -(-max(n for *_, n in members) // HIDDEN_STEP) * HIDDEN_STEP
     encoded = {i: encode(cells[i].plan, size) for i in {i for i, _, _ in members}}
     real = len(members)
-    padded = members + [members[0]] * (max(_up(real), at_least) - real)  # padding members: copies that never train
+    padded = members + [members[0]] * (max(round_up(real), at_least) - real)  # padding members: copies that never train
     group = [settings[i][j] for i, j, _ in padded]
     params, statics = [], []
     for (i, _, n), h in zip(padded, group, strict=True):
