@@ -113,8 +113,7 @@ class Interpreter:
             new = new * self.hmask
         return tuple(new[i] for i in range(S)), new[e.y]
 
-    def apply(self, p, carry, x):
-        return self.step(p, carry, x)
+    apply = step  # a compiled cell's name for one step
 
     def scan(self, p, carry, xs, *, unroll: int = 1, hoist: bool | None = None):
         return jax.lax.scan(lambda c, x_t: self.step(p, c, x_t), carry, xs, unroll=unroll)

@@ -254,6 +254,18 @@ class Search:
 # ----------------------------------------------------------------------------- driver
 
 
+def _finish(store: Store, k: int, o: Outcome) -> None:
+    """Records finished step ``k``: its outcome, the cell's fate and the pool change."""
+    store.finish_step(k, o.kind, o.cell, o.outcome, o.detail, o.status, o.pool_add, o.pool_remove)
+
+
+def _step_event(store: Store, cfg: SearchConfig, k: int, o: Outcome, t0: float) -> dict:
+    """What ``on_event("step", ...)`` is told about finished step ``k``."""
+    return {"step": k, "kind": o.kind, "outcome": o.outcome, "cell": o.cell, "detail": o.detail,
+            "children": store.children_done(), "target": cfg.candidates, "best": best_score(store, cfg),
+            "elapsed": time.perf_counter() - t0}
+
+
 def rounds(n_init: int, population: int, max_steps: int):
     """The rounds of a population search: the seed steps, then ``population`` steps each."""
     yield 0, range(n_init)
@@ -275,7 +287,7 @@ def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, ret
     run_population_job`: one interpreter program for them all); the results go back to each
     step in step order, and the steps go on to their next stage until all have finished.
     Scored children enter the pool at the round's end, in step order, in one transaction
-    with the round's mark (:meth:`Store.admit_round`). A round starts only while fewer than
+    with the round's mark (:meth:`Store.close_round`). A round starts only while fewer than
     ``candidates`` children are done, and runs only the steps that can still count, so the
     target is never passed.
 
@@ -301,10 +313,9 @@ def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, ret
     jobs: dict[int, dict] = {}  # their next jobs
     for r, steps in rounds(search.n_init, cfg.population, max_steps):
         finished = store.finished_steps()
-        committed = store.rounds_committed()
-        if r >= 1 and r < committed:
-            continue  # a closed round: its pool changes are applied
         if r >= 1:
+            if r < store.rounds_committed():
+                continue  # a closed round: its pool changes are applied
             if time.perf_counter() > deadline:
                 return "time", trained
             before = store.children_done(before_step=steps[0])
@@ -317,13 +328,10 @@ def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, ret
             try:
                 jobs[k] = gens[k].send(value)
             except StopIteration as stop:
-                o: Outcome = stop.value
-                store.finish_step(k, o.kind, o.cell, o.outcome, o.detail, o.status, o.pool_add, o.pool_remove)
+                _finish(store, k, stop.value)
                 del gens[k]
                 if on_event:
-                    on_event("step", {"step": k, "kind": o.kind, "outcome": o.outcome, "cell": o.cell,
-                                      "detail": o.detail, "children": store.children_done(), "target": target,
-                                      "best": best_score(store, cfg), "elapsed": time.perf_counter() - t0})
+                    on_event("step", _step_event(store, cfg, k, stop.value, t0))
 
         for k in steps:
             if k not in finished:
@@ -359,14 +367,12 @@ def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, ret
             for k in sorted(results):
                 if k in gens:
                     advance(k, results[k])
-        if r == 0:
-            if any(k not in store.finished_steps() for k in steps):
-                return "abandoned", trained
-            search.check_baseline()
-            continue
         if any(k not in store.finished_steps() for k in steps):
             return "abandoned", trained  # a lost job: the round stays open for a resumed search
-        _admit(store, search, r, steps)
+        if r == 0:
+            search.check_baseline()
+        else:
+            _admit(store, search, r, steps)
     return "budget", trained
 
 
@@ -377,8 +383,8 @@ def _admit(store: Store, search: Search, r: int, steps) -> None:
         for o in store.steps_outcomes(steps):
             if o["kind"] == "child" and o["outcome"] == "scored":
                 add, remove = search.strategy.admit(search.view, o["cell"], o["detail"]["score"])
-                store.admit_round(r, [(o["step"], add, remove)])
-        store.admit_round(r, [])
+                store.change_pool(o["step"], add, remove)
+        store.close_round(r)
 
 
 def open_store(path: str, config: SearchConfig) -> Store:
@@ -449,16 +455,13 @@ def run_search(
             try:
                 job = gen.send(value)
             except StopIteration as stop:
-                o: Outcome = stop.value
-                store.finish_step(k, o.kind, o.cell, o.outcome, o.detail, o.status, o.pool_add, o.pool_remove)
+                _finish(store, k, stop.value)
                 in_flight.discard(k)
                 if k < search.n_init and not any(j < search.n_init for j in in_flight) and \
                         all(j in store.finished_steps() for j in range(search.n_init)):
                     search.check_baseline()
                 if on_event:
-                    on_event("step", {"step": k, "kind": o.kind, "outcome": o.outcome, "cell": o.cell,
-                                      "detail": o.detail, "children": store.children_done(), "target": target,
-                                      "best": best_score(store, config), "elapsed": time.perf_counter() - t0})
+                    on_event("step", _step_event(store, config, k, stop.value, t0))
                 return
             running[executor.submit(job)] = (k, gen, job, 0)
 

@@ -284,10 +284,7 @@ class Store:
         with self.tx():
             if cell_status and cell_hash:
                 self.set_cell_status(cell_hash, *cell_status)
-            for h in pool_remove:
-                self.conn.execute("DELETE FROM pool WHERE cell_hash=?", (h,))
-            for h in pool_add:
-                self.conn.execute("INSERT OR IGNORE INTO pool VALUES (?, ?)", (h, step))
+            self.change_pool(step, pool_add, pool_remove)
             self.conn.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?)",
                               (step, kind, cell_hash, outcome, json.dumps(detail), time.time()))
 
@@ -298,16 +295,18 @@ class Store:
                                  f"({','.join('?' * len(want))}) ORDER BY step", want).fetchall() if want else []
         return [{"step": r[0], "kind": r[1], "cell": r[2], "outcome": r[3], "detail": json.loads(r[4])} for r in rows]
 
-    def admit_round(self, round_no: int, changes: Iterable[tuple[int, list[str], list[str]]]) -> None:
-        """Applies a round's pool changes ``(step, add, remove)`` in order and marks the round
-        committed, in one transaction (a population search admits children per round)."""
+    def change_pool(self, step: int, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+        """Removes ``remove`` from the pool and adds ``add`` (as added by ``step``)."""
         with self.tx():
-            for step, add, remove in changes:
-                for h in remove:
-                    self.conn.execute("DELETE FROM pool WHERE cell_hash=?", (h,))
-                for h in add:
-                    self.conn.execute("INSERT OR IGNORE INTO pool VALUES (?, ?)", (h, step))
-            self.set_meta("rounds_committed", str(round_no + 1))
+            for h in remove:
+                self.conn.execute("DELETE FROM pool WHERE cell_hash=?", (h,))
+            for h in add:
+                self.conn.execute("INSERT OR IGNORE INTO pool VALUES (?, ?)", (h, step))
+
+    def close_round(self, round_no: int) -> None:
+        """Marks round ``round_no`` of a population search committed (its pool changes applied;
+        call inside the transaction that applies them)."""
+        self.set_meta("rounds_committed", str(round_no + 1))
 
     def rounds_committed(self) -> int:
         """How many rounds of a population search have their pool changes applied."""

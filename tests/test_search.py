@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
-
 import pytest
 
 from cellsearch.config import SearchConfig, quick_config
@@ -12,7 +9,7 @@ from cellsearch.errors import ConfigError, StorageError
 from cellsearch.results import leaderboard
 from cellsearch.search import Search, run_search
 from cellsearch.storage import Store
-from tests.search_helpers import tiny_config
+from tests.search_helpers import crash_and_resume, dump, tiny_config
 
 
 def fake_result(score, status="ok", **hp):
@@ -70,21 +67,6 @@ def test_tiny_search_end_to_end_and_staged_filter(tmp_path):
         assert st.cells("status='hurdle'")
 
 
-def dump(db):
-    """Store contents without timing fields."""
-    con = sqlite3.connect(db)
-    out = {
-        "cells": con.execute("SELECT id, hash, graph, functional_hash, parent, edits, origin, status, score, step FROM cells ORDER BY id").fetchall(),
-        "evals": con.execute("SELECT cell_hash, task, hp_key, metrics, score, status FROM evaluations ORDER BY cell_hash, task, hp_key").fetchall(),
-        "steps": con.execute("SELECT step, kind, cell_hash, outcome, detail FROM steps ORDER BY step").fetchall(),
-        "pool": con.execute("SELECT * FROM pool ORDER BY cell_hash").fetchall(),
-    }
-    con.close()
-    # metrics hold wall-clock-free numbers only, but compare them parsed to ignore key order
-    out["evals"] = [(a, b, c, json.loads(d), e, f) for a, b, c, d, e, f in out["evals"]]
-    return out
-
-
 def test_same_seed_same_store(tmp_path):
     a, b = str(tmp_path / "a.db"), str(tmp_path / "b.db")
     run_search(tiny_config(strategy="aging"), a)
@@ -93,30 +75,7 @@ def test_same_seed_same_store(tmp_path):
 
 
 def test_resume_after_a_crash_between_two_evaluations(tmp_path, monkeypatch):
-    full, cut = str(tmp_path / "full.db"), str(tmp_path / "cut.db")
-    run_search(tiny_config(), full)
-    import cellsearch.storage as storage
-
-    real = storage.Store.add_evaluations
-    calls = {"n": 0}
-
-    def crashing(self, *args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt("simulated crash")
-        return real(self, *args, **kw)
-
-    monkeypatch.setattr(storage.Store, "add_evaluations", crashing)
-    with pytest.raises(KeyboardInterrupt):
-        run_search(tiny_config(), cut)
-    monkeypatch.setattr(storage.Store, "add_evaluations", real)
-    before = dump(cut)
-    assert len(before["evals"]) > 0
-    summary = run_search(tiny_config(), cut)
-    after = dump(cut)
-    assert all(e in after["evals"] for e in before["evals"])  # nothing finished is lost
-    assert summary.new_evaluations == len(after["evals"]) - len(before["evals"])  # none repeated
-    assert after == dump(full)  # and the search is the one it would have been
+    crash_and_resume(tiny_config(), tmp_path, monkeypatch, crash_at=6)
 
 
 def test_two_searches_cannot_share_a_store(tmp_path):

@@ -6,8 +6,7 @@ import pytest
 
 from cellsearch.search import rounds, run_search
 from cellsearch.storage import Store
-from tests.search_helpers import tiny_config
-from tests.test_search import dump
+from tests.search_helpers import crash_and_resume, dump, tiny_config
 
 
 def config(**kw):
@@ -39,27 +38,4 @@ def test_population_search_same_seed_same_store_and_target_kept(tmp_path):
 
 @pytest.mark.parametrize("crash_at", [2, 7])
 def test_population_search_resumes_exactly(tmp_path, monkeypatch, crash_at):
-    full, cut = str(tmp_path / "full.db"), str(tmp_path / "cut.db")
-    run_search(config(), full)
-    import cellsearch.storage as storage
-
-    real = storage.Store.add_evaluations
-    calls = {"n": 0}
-
-    def crashing(self, *args, **kw):
-        calls["n"] += 1
-        if calls["n"] == crash_at:
-            raise KeyboardInterrupt("simulated crash")
-        return real(self, *args, **kw)
-
-    monkeypatch.setattr(storage.Store, "add_evaluations", crashing)
-    with pytest.raises(KeyboardInterrupt):
-        run_search(config(), cut)
-    monkeypatch.setattr(storage.Store, "add_evaluations", real)
-    before = dump(cut)
-    assert before["evals"]
-    summary = run_search(config(), cut)
-    after = dump(cut)
-    assert all(e in after["evals"] for e in before["evals"])  # nothing finished is lost
-    assert summary.new_evaluations == len(after["evals"]) - len(before["evals"])  # none repeated
-    assert after == dump(full)  # and the search is the one it would have been
+    crash_and_resume(config(), tmp_path, monkeypatch, crash_at)
