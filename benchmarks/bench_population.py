@@ -60,8 +60,9 @@ def clear_caches():
 
 def step_cost(P: int, cells, steps: int = 20) -> dict:
     """Seconds per training step (batch 32, arithmetic's shape) of ``P`` members: the
-    interpreter running ``cells`` (cycled), against the compiled LSTM vmapped over P settings.
-    Both compiled beforehand; chunks of ``steps`` steps."""
+    interpreter running ``cells`` (cycled), against the compiled LSTM vmapped over P settings
+    and against each distinct cell compiled alone (the sum of their steps: what per-cell jit
+    pays for the same cells). All compiled beforehand; chunks of ``steps`` steps."""
     from cellsearch.config import TrainConfig
     from cellsearch.hparams import HParams
     from cellsearch.population import train_population
@@ -80,6 +81,14 @@ def step_cost(P: int, cells, steps: int = 20) -> dict:
         t = time.perf_counter()
         fn()
         out[name] = (time.perf_counter() - t) / steps
+    if len(cells) > 1:
+        out["compiled cells"] = 0.0
+        for i, g in enumerate(cells[:P]):
+            mine = [h for k, h in enumerate(hs) if k % len(cells) == i]
+            train_and_evaluate(g, task, mine, cfg)
+            t = time.perf_counter()
+            train_and_evaluate(g, task, mine, cfg)
+            out["compiled cells"] += (time.perf_counter() - t) / steps
     return out
 
 
@@ -101,8 +110,9 @@ def main() -> None:
         for P in (int(s) for s in args.step_cost.split(",")):
             for label, cells in (("LSTM", [find_seed("LSTM")]), ("children", children(max(P, 1), args.seed))):
                 r = step_cost(P, cells)
+                ratios = {f"interpreter/{k}": r["interpreter"] / v for k, v in r.items() if k != "interpreter"}
                 emit({"bench": "population-step", "P": P, "cells": label, **{k + " s/step": v for k, v in r.items()},
-                      "interpreter/compiled": r["interpreter"] / r["compiled LSTM"]})
+                      **ratios})
         return
 
     from dataclasses import replace

@@ -15,7 +15,12 @@ the forget gate hurts most, the input gate next, the output gate least (LSTM-f <
 LSTM-o); MUT1 matches or beats the GRU on arithmetic and XML.
 
     python paper_tables.py                 # the default budget: a few hours on a 2-core CPU
+    python paper_tables.py --size small --skip b --ptb-runs RUN...   # about an hour, (b) from saved runs
     python paper_tables.py --smoke         # a minute: checks the script, numbers mean nothing
+
+``--ptb-runs`` fills table (b) from ``cellsearch train CELL --task ptb --preset zaremba-small
+--save DIR`` runs (their test perplexity, the cell's name from the saved cell), so the hour-long
+standard-protocol trainings are run once, in the background, and reused here.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ SIZES = {
                 "xml": dict(budget=10_000, steps=2000, opts={"seq_len": 32, "min_name": 1, "max_name": 3}),
                 "ptb": dict(budget=40_000, steps=1000, opts={"eval_tokens": 20_000}),
                 "ptb_hidden": 200, "ptb_epochs": 6, "music_hidden": 100, "music_epochs": 10},
+    # about an hour for (a) and (c) on one core of this 2-core CPU; (b) from saved zaremba-small runs
+    "small": {"arithmetic": dict(budget=20_000, steps=1500, opts={"max_digits": 8}),
+              "xml": dict(budget=10_000, steps=1000, opts={"seq_len": 32, "min_name": 1, "max_name": 3}),
+              "ptb": dict(budget=40_000, steps=500, opts={"eval_tokens": 20_000}),
+              "ptb_hidden": 200, "ptb_epochs": 6, "music_hidden": 100, "music_epochs": 2},
     "smoke": {"arithmetic": dict(budget=2_000, steps=20, opts={"max_digits": 2}),
               "xml": dict(budget=2_000, steps=20, opts={"seq_len": 16, "min_name": 1, "max_name": 3}),
               "ptb": dict(budget=2_000, steps=10, opts={"eval_tokens": 500}),
@@ -89,13 +99,32 @@ def table_bc(cells, seeds, size, data_dir, tasks):
     return out
 
 
+def saved_runs(dirs) -> dict[str, dict[str, list[float]]]:
+    """Table (b) from saved ``cellsearch train --save`` runs: test perplexity per cell."""
+    from pathlib import Path
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for d in dirs:
+        run = json.loads((Path(d) / "run.json").read_text())
+        if run.get("task") != "ptb" or "test" not in run.get("result", {}):
+            raise SystemExit(f"{d}: not a finished PTB run (run.json has no test result)")
+        name = json.loads((Path(d) / "cell.json").read_text()).get("name") or Path(d).parent.name
+        out.setdefault(name, {}).setdefault("ptb", []).append(run["result"]["test"]["perplexity"])
+    return out
+
+
 def mean(v):
     return statistics.mean(v) if v else float("nan")
 
 
-def findings(a: dict) -> list[tuple[str, bool]]:
+def findings(a: dict, bc: dict) -> list[tuple[str, bool]]:
     m = {c: {t: mean(v) for t, v in d.items()} for c, d in a.items()}
     got = []
+    ppl = {c: mean(d["ptb"]) for c, d in bc.items() if d.get("ptb")}
+    if {"GRU", "LSTM"} <= set(ppl):
+        got.append(("the LSTM beats the GRU on language modelling (b: lower test perplexity)", ppl["LSTM"] < ppl["GRU"]))
+    if {"LSTM-b", "LSTM"} <= set(ppl):
+        got.append(("LSTM-b beats the LSTM on language modelling (b)", ppl["LSTM-b"] < ppl["LSTM"]))
     if {"GRU", "LSTM"} <= set(m):
         got.append(("GRU beats the LSTM on arithmetic and XML",
                     all(m["GRU"][t] > m["LSTM"][t] for t in ("arithmetic", "xml"))))
@@ -116,17 +145,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--cells", default=",".join(CELLS))
-    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="the same as --size smoke")
+    ap.add_argument("--size", default="default", choices=sorted(SIZES), help="the budget (see SIZES)")
+    ap.add_argument("--ptb-runs", nargs="*", default=[], metavar="DIR",
+                    help="fill table (b) from these saved `cellsearch train --save` runs")
     ap.add_argument("--skip", default="", help="tables to skip, e.g. b,c")
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args()
-    size = SIZES["smoke" if args.smoke else "default"]
+    name = "smoke" if args.smoke else args.size
+    size = SIZES[name]
     cells = args.cells.split(",")
-    print(f"# device: {device()}; size {'smoke' if args.smoke else 'default'}: {json.dumps(size)}")
+    print(f"# device: {device()}; size {name}: {json.dumps(size)}")
     t0 = time.perf_counter()
     a = table_a(cells, args.seeds, size, args.data_dir) if "a" not in args.skip else {}
     bc = table_bc(cells, args.seeds, size, args.data_dir,
                   [t for t, k in (("ptb", "b"), ("nottingham", "c"), ("pianomidi", "c")) if k not in args.skip])
+    for c, d in saved_runs(args.ptb_runs).items():
+        bc.setdefault(c, {}).setdefault("ptb", []).extend(d["ptb"])
+    cells += [c for c in bc if c not in cells]
     rows = []
     for c in cells:
         row = {"cell": c}
@@ -141,7 +177,7 @@ def main():
     print()
     print(table(rows, cols))
     print()
-    for text, holds in findings(a):
+    for text, holds in findings(a, bc):
         print(f"- {text}: {'holds' if holds else 'does not hold'}")
     print(f"\n# {time.perf_counter() - t0:.0f} s")
 

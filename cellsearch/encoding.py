@@ -8,19 +8,23 @@ of one size class stack along a leading axis and :mod:`cellsearch.population` ru
 The program of a size class is a fixed sequence of **value slots**:
 
 * slot 0 is ``x``; slots ``1..states`` are the previous states (canonical order);
-* **stage 0**: ``elementwise`` slots (constants, and nodes that read no linear node);
+* **stage 0**: levels of elementwise slots (constants, and nodes that read no linear node);
 * **stage d = 1..stages**: ``linears`` linear nodes, whose products are one batched matrix
   multiply per stage for the whole population (``full`` operand slots with a square kernel
   each, ``diag`` operand slots with a weight vector each, summed into their linear node
-  with a 0/1 matrix), then ``elementwise`` slots that read anything before them.
+  with a 0/1 matrix), then ``levels[d]`` levels of ``width`` elementwise slots each.
 
 A node's stage is its **linear depth**: 1 + the largest stage of its operands for a linear
 node, the largest stage of its operands otherwise (``x``, states and constants: 0). An
-elementwise slot holds an op code (:data:`OPCODES`), two operand slots and a constant; every
-op is computed and the slot's op selected (cheap next to the matrix products). Padding is
-inert: an unused elementwise slot copies ``x`` and is never read, an unused operand slot
-has a zero row in the 0/1 matrix, an unused linear node has no bias; the interpreter masks
-the unused kernels so they get no gradient.
+elementwise node's **level** in its stage is 1 + the largest level of its operands in the
+same stage (0 for the rest), so a level's slots read only earlier slots and are computed
+together: one gather of their operands, every op of :data:`OPCODES` over the whole level,
+each slot's op selected (cheap next to the matrix products), one write. A step is therefore
+a few wide operations per level, not one per node, which is what makes it fast on a CPU
+(where each small XLA operation costs microseconds) and keeps the backward pass linear in
+the number of slots. Padding is inert: an unused elementwise slot copies ``x`` and is never
+read, an unused operand slot has a zero row in the 0/1 matrix, an unused linear node has no
+bias; the interpreter masks the unused kernels so they get no gradient.
 
 Width: every value has the hidden width, so cells that read ``x`` need the input width to
 equal the hidden width, which the model's embedding always gives.
@@ -56,26 +60,83 @@ def round_up(n: int) -> int:
     return -(-n // 64) * 64
 
 
+_PER_STAGE = ("levels", "linears", "full", "diag")
+
+
+def _pad(v: tuple[int, ...], n: int) -> tuple[int, ...]:
+    return tuple(v) + (0,) * (n - len(v))
+
+
 class SizeClass(NamedTuple):
-    """The padded sizes of an interpreter program (per stage, the same for every stage)."""
+    """The padded sizes of an interpreter program.
+
+    Stage ``d`` (``0..stages``) has ``levels[d]`` levels of ``width`` elementwise slots
+    each; stage ``d >= 1`` also has ``linears[d - 1]`` linear nodes, fed by ``full[d - 1]``
+    and ``diag[d - 1]`` operand slots. Per-stage counts keep a population's padding (and so
+    its matrix products) close to what its cells need."""
 
     states: int
     stages: int
-    elementwise: int
-    linears: int
-    full: int
-    diag: int
+    levels: tuple[int, ...]
+    width: int
+    linears: tuple[int, ...]
+    full: tuple[int, ...]
+    diag: tuple[int, ...]
 
     @property
     def slots(self) -> int:
-        """Value slots of one step: x, states, stage 0, then each stage's linears and elementwise."""
-        return 1 + self.states + self.elementwise + self.stages * (self.linears + self.elementwise)
+        """Value slots of one step: x, states, then each stage's linears and levels."""
+        return 1 + self.states + sum(self.linears) + self.width * sum(self.levels)
+
+    @property
+    def most(self) -> tuple[int, int, int]:
+        """The largest (linears, full, diag) of any stage: the weight bank's slot counts."""
+        return max(self.linears, default=0), max(self.full, default=0), max(self.diag, default=0)
+
+    def offsets(self) -> tuple[list[list[int]], list[int]]:
+        """The first slot of every level (per stage) and of every stage's linears."""
+        elem: list[list[int]] = []
+        lin: list[int] = []
+        k = 1 + self.states
+        for d, n in enumerate(self.levels):
+            if d:
+                lin.append(k)
+                k += self.linears[d - 1]
+            elem.append([k + self.width * j for j in range(n)])
+            k += self.width * n
+        return elem, lin
+
+    def _flat(self, stages: int) -> tuple[int, ...]:
+        """Every count, per-stage ones padded to ``stages`` stages, in one tuple."""
+        out = [self.states, self.stages, self.width]
+        for f in _PER_STAGE:
+            out += _pad(getattr(self, f), stages + (f == "levels"))
+        return tuple(out)
 
     def covers(self, other: SizeClass) -> bool:
-        return all(a >= b for a, b in zip(self, other, strict=True))
+        D = max(self.stages, other.stages)
+        return all(a >= b for a, b in zip(self._flat(D), other._flat(D), strict=True))
+
+    def short_of(self, other: SizeClass) -> list[str]:
+        """The counts in which this class does not cover ``other`` (for error messages)."""
+        D = max(self.stages, other.stages)
+        out = []
+        for f in SizeClass._fields:
+            mine, theirs = getattr(self, f), getattr(other, f)
+            if f in _PER_STAGE:
+                n = D + (f == "levels")
+                mine, theirs = _pad(mine, n), _pad(theirs, n)
+                if any(a < b for a, b in zip(mine, theirs, strict=True)):
+                    out.append(f"{f} {theirs} (have {mine})")
+            elif mine < theirs:
+                out.append(f"{f} {theirs} (have {mine})")
+        return out
 
     def rounded(self) -> SizeClass:
-        return SizeClass(self.states, self.stages, *(round_up(v) for v in self[2:]))
+        """Width and the counts of the matrix products rounded up :data:`LADDER` (states,
+        stages and levels are small and kept exact)."""
+        return self._replace(width=round_up(self.width),
+                             **{f: tuple(round_up(v) for v in getattr(self, f)) for f in ("linears", "full", "diag")})
 
     @staticmethod
     def of(classes: Iterable[SizeClass]) -> SizeClass:
@@ -83,16 +144,20 @@ class SizeClass(NamedTuple):
         cs = list(classes)
         if not cs:
             raise ConfigError("a population needs at least one cell")
-        return SizeClass(*(max(v) for v in zip(*cs, strict=True))).rounded()
+        D = max(c.stages for c in cs)
+        per = {f: tuple(max(v) for v in zip(*(_pad(getattr(c, f), D + (f == "levels")) for c in cs), strict=True))
+               for f in _PER_STAGE}
+        return SizeClass(max(c.states for c in cs), D, width=max(c.width for c in cs), **per).rounded()
 
 
 class Encoding(NamedTuple):
     """One cell at one size class (NumPy arrays; stack them to run a population).
 
     Attributes:
-      op, a, b, const: elementwise slots ``(stages + 1, elementwise)``: op code, operand slots
-        and constant (``const`` ops only).
-      src: operand slots of each stage's products ``(stages, full + diag)``, full ones first.
+      op, a, b, const: elementwise slots ``(stages + 1, max(levels), width)``: op code,
+        operand slots and constant (``const`` ops only).
+      src: operand slots of each stage's products ``(stages, full + diag)`` (the largest
+        stage's counts, :attr:`SizeClass.most`): full ones first, diag ones from ``full``.
       onehot: ``(stages, full + diag, linears)``, 1 where an operand slot feeds a linear node.
       real: ``(stages, full + diag)``, 1 for an operand slot in use (0: padding).
       bias: ``(stages, linears)``, 1 for a linear node with a bias.
@@ -123,21 +188,22 @@ class Layout(NamedTuple):
 
 
 class Plan(NamedTuple):
-    """A cell's canonical graph, its own size class, and its nodes placed in stages."""
+    """A cell's canonical graph, its own size class, and its nodes placed in stages and levels."""
 
     graph: CellGraph
     size: SizeClass
     stage_of: dict[str, int]
-    elementwise: list[list[str]]  # per stage 0..D, in topological order
+    elementwise: list[list[list[str]]]  # per stage 0..D, per level, in topological order
     linears: list[list[str]]  # per stage 1..D (index d - 1)
 
 
 def plan(g: CellGraph) -> Plan:
-    """Places a cell's canonical nodes in stages (see the module docstring)."""
+    """Places a cell's canonical nodes in stages and levels (see the module docstring)."""
     validate(g)
     cg = canonical(g).graph
     stage: dict[str, int] = {}
-    elem: dict[int, list[str]] = {}
+    level: dict[str, int] = {}
+    elem: dict[int, dict[int, list[str]]] = {}
     lins: dict[int, list[str]] = {}
     for n in cg.nodes:  # canonical order is topological
         op = cg.nodes[n]["op"]
@@ -151,17 +217,18 @@ def plan(g: CellGraph) -> Plan:
             lins.setdefault(depth + 1, []).append(n)
         else:
             stage[n] = depth
-            elem.setdefault(depth, []).append(n)
+            level[n] = 1 + max((level[u] for u in args if stage[u] == depth and u in level), default=0)
+            elem.setdefault(depth, {}).setdefault(level[n] - 1, []).append(n)
     D = max(lins, default=0)
     full = [sum(1 for n in lins.get(d, []) for u in operands(cg, n) if edge_kind(cg, u, n) == "full")
             for d in range(1, D + 1)]
     diag = [sum(1 for n in lins.get(d, []) for u in operands(cg, n) if edge_kind(cg, u, n) == "diag")
             for d in range(1, D + 1)]
-    size = SizeClass(states=len(cg.graph["states"]), stages=D,
-                     elementwise=max((len(v) for v in elem.values()), default=0),
-                     linears=max((len(v) for v in lins.values()), default=0),
-                     full=max(full, default=0), diag=max(diag, default=0))
-    return Plan(cg, size, stage, [elem.get(d, []) for d in range(D + 1)], [lins.get(d, []) for d in range(1, D + 1)])
+    levels = [[elem.get(d, {}).get(j, []) for j in range(len(elem.get(d, {})))] for d in range(D + 1)]
+    size = SizeClass(states=len(cg.graph["states"]), stages=D, levels=tuple(len(v) for v in levels),
+                     width=max((len(v) for s in levels for v in s), default=0),
+                     linears=tuple(len(lins.get(d, [])) for d in range(1, D + 1)), full=tuple(full), diag=tuple(diag))
+    return Plan(cg, size, stage, levels, [lins.get(d, []) for d in range(1, D + 1)])
 
 
 def encode(p: Plan, size: SizeClass) -> tuple[Encoding, Layout]:
@@ -169,33 +236,35 @@ def encode(p: Plan, size: SizeClass) -> tuple[Encoding, Layout]:
 
     Raises :class:`ConfigError` if ``size`` does not cover the cell's own class."""
     if not size.covers(p.size):
-        need = ", ".join(f"{k} {v}" for k, v, have in zip(SizeClass._fields, p.size, size, strict=True) if v > have)
-        raise ConfigError(f"the cell needs a larger interpreter size class ({need}) than the one given {tuple(size)}; "
-                          "use SizeClass.of over the population's cells")
-    g, S, D, E, L, M, Q = p.graph, size.states, size.stages, size.elementwise, size.linears, size.full, size.diag
+        raise ConfigError(f"the cell needs a larger interpreter size class ({'; '.join(size.short_of(p.size))}) "
+                          "than the one given; use SizeClass.of over the population's cells")
+    g, S, D, W, (L, M, Q) = p.graph, size.states, size.stages, size.width, size.most
     states = list(g.graph["states"])
     slot = {"x": 0, **{f"{s}_prev": 1 + i for i, s in enumerate(states)}}
-    elem_base = [1 + S] + [1 + S + E + d * (L + E) + L for d in range(D)]
-    lin_base = [1 + S + E + d * (L + E) for d in range(D)]
-    for d, nodes in enumerate(p.elementwise):
-        for j, n in enumerate(nodes):
-            slot[n] = elem_base[d] + j
+    elem_base, lin_base = size.offsets()
+    for d, levels in enumerate(p.elementwise):
+        for j, nodes in enumerate(levels):
+            for k, n in enumerate(nodes):
+                slot[n] = elem_base[d][j] + k
     for d, nodes in enumerate(p.linears):
         for j, n in enumerate(nodes):
             slot[n] = lin_base[d] + j
+    V = max(size.levels, default=0)
     enc = Encoding(
-        op=np.zeros((D + 1, E), np.int32), a=np.zeros((D + 1, E), np.int32), b=np.zeros((D + 1, E), np.int32),
-        const=np.zeros((D + 1, E), np.float32), src=np.zeros((D, M + Q), np.int32),
-        onehot=np.zeros((D, M + Q, L), np.float32), real=np.zeros((D, M + Q), np.float32),
-        bias=np.zeros((D, L), np.float32), out=np.arange(1, S + 1, dtype=np.int32), y=np.zeros((), np.int32))
-    for d, nodes in enumerate(p.elementwise):
-        for j, n in enumerate(nodes):
-            node, args = g.nodes[n], operands(g, n)
-            enc.op[d, j] = OPCODE[node["op"]]
-            if node["op"] == "const":
-                enc.const[d, j] = float(node["value"])
-            for arr, u in zip((enc.a, enc.b), args, strict=False):
-                arr[d, j] = slot[u]
+        op=np.zeros((D + 1, V, W), np.int32), a=np.zeros((D + 1, V, W), np.int32),
+        b=np.zeros((D + 1, V, W), np.int32), const=np.zeros((D + 1, V, W), np.float32),
+        src=np.zeros((D, M + Q), np.int32), onehot=np.zeros((D, M + Q, L), np.float32),
+        real=np.zeros((D, M + Q), np.float32), bias=np.zeros((D, L), np.float32),
+        out=np.arange(1, S + 1, dtype=np.int32), y=np.zeros((), np.int32))
+    for d, levels in enumerate(p.elementwise):
+        for j, nodes in enumerate(levels):
+            for k, n in enumerate(nodes):
+                node, args = g.nodes[n], operands(g, n)
+                enc.op[d, j, k] = OPCODE[node["op"]]
+                if node["op"] == "const":
+                    enc.const[d, j, k] = float(node["value"])
+                for arr, u in zip((enc.a, enc.b), args, strict=False):
+                    arr[d, j, k] = slot[u]
     lay = Layout({}, {}, {})
     for d, nodes in enumerate(p.linears):
         m = q = 0

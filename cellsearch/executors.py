@@ -30,7 +30,7 @@ def run_job(job: dict) -> list:
     ``{"population": [job, ...]}`` (jobs of one task) trains them together and returns a
     list of results per job (:func:`run_population_job`)."""
     if "population" in job:
-        return run_population_job(job["population"], job.get("members"))
+        return run_population_job(job["population"], job.get("members"), job.get("cover"))
     from cellsearch.config import TrainConfig
     from cellsearch.graph import from_json
     from cellsearch.hparams import HParams
@@ -46,10 +46,13 @@ def run_job(job: dict) -> list:
         return error_results(job, f"{type(e).__name__}: {e}", traceback.format_exc(limit=3))
 
 
-def run_population_job(jobs: list[dict], members: int | None = None) -> list[list[dict]]:
+def run_population_job(jobs: list[dict], members: int | None = None, cover: dict | None = None) -> list[list[dict]]:
     """Trains the jobs' cells together through the population interpreter (one program per
-    size class). If that fails, each job runs alone, so an error is recorded against the
-    cell that caused it and the others still get their results."""
+    size class). ``members`` and ``cover`` (``{"graphs": [cell JSON], "budgets": [int]}``)
+    fix the programs' member count and shape (see
+    :func:`~cellsearch.population.train_population`). If that fails, each job runs alone, so
+    an error is recorded against the cell that caused it and the others still get their
+    results."""
     from cellsearch.config import TrainConfig
     from cellsearch.graph import from_json
     from cellsearch.hparams import HParams
@@ -65,7 +68,8 @@ def run_population_job(jobs: list[dict], members: int | None = None) -> list[lis
         results = train_population([from_json(j["graph"]) for j in jobs],
                                    get_task(first["task"], first["task_options"]),
                                    [[HParams(**h) for h in j["settings"]] for j in jobs], TrainConfig(**first["train"]),
-                                   members=members)
+                                   members=members,
+                                   cover=([from_json(g) for g in cover["graphs"]], cover["budgets"]) if cover else None)
         return [[result_to_dict(r) for r in rs] for rs in results]
     except Exception:  # find the culprit: every job alone
         return [run_job(j) for j in jobs]

@@ -5,7 +5,9 @@ compilation and then trains alone, a handful of tiny kernels per time step. Here
 data (:mod:`cellsearch.encoding`): one program per (size class, task shape, hidden size,
 layers) runs any cell of that class, and a population of cells and settings is vmapped, so
 each stage's matrix products of the whole population are **one batched GEMM** (batch axes:
-member and operand slot) and the elementwise ops are computed all-and-selected.
+member and operand slot) and the elementwise ops are computed all-and-selected, a level of
+slots at a time. The backward pass is written by hand (:func:`_program`): every slot is
+written once, so one cotangent buffer is updated in place, level by level, in reverse.
 
 * :class:`Interpreter` has a compiled cell's ``scan``/``apply``/``initial_carry``, so the
   model (:mod:`cellsearch.model`) runs it unchanged. Its parameters are a weight bank per
@@ -59,55 +61,108 @@ class Static(NamedTuple):
     hmask: Any
 
 
+def _level(op, const, a, b):
+    """One level's values: every op over the whole level, each slot's op selected."""
+    shape = (op.shape[0],) + (1,) * (a.ndim - 1)
+    sel = jnp.broadcast_to(op.reshape(shape), a.shape)
+    c = jnp.broadcast_to(const.reshape(shape).astype(a.dtype), a.shape)
+    return jax.lax.select_n(sel, a, *(f(a) for f in _UNARY), a + b, a * b, a - b, c)
+
+
+def _linear(ops, onehot, W, diag, b, full: int):
+    """One stage's linear nodes from their operand values ``ops`` (full ones first): every
+    full product of the stage as one GEMM (batched over members when vmapped), the diag
+    products, summed into their nodes by the 0/1 matrix, plus the bias."""
+    lead = (1,) * (ops.ndim - 2)
+    terms = []
+    if full:
+        terms.append(jnp.einsum("m...h,mhk->m...k", ops[:full], W))
+    if diag.shape[0]:
+        terms.append(ops[full:] * diag.reshape(diag.shape[0], *lead, -1))
+    t = jnp.concatenate(terms) if len(terms) > 1 else terms[0]
+    return jnp.einsum("ml,m...k->l...k", onehot.astype(t.dtype), t) + b.reshape(b.shape[0], *lead, -1)
+
+
+def _program(size: SizeClass):
+    """``run(enc, p, x, prev) -> vals``: every value slot of one step, with a hand-written
+    backward pass.
+
+    Written once, read afterwards: every slot is written exactly once, by a level or a
+    stage's linears, and read only by later ones. So the forward's final buffer holds every
+    value the backward needs, and the backward walks the levels in reverse with **one**
+    cotangent buffer, adding each level's operand cotangents into it in place. Left to
+    autodiff, each gather's transpose would build a zero buffer of every slot and add it in:
+    O(levels x slots) per step instead of O(slots)."""
+    z = size
+    S, (_, M, _) = z.states, z.most
+    elem_base, lin_base = z.offsets()
+
+    def _stage_args(enc, p, s):
+        """Stage ``s + 1``'s operand slots and the arguments of :func:`_linear`, cut to its own counts."""
+        L, F, Q = z.linears[s], z.full[s], z.diag[s]
+        src = jnp.concatenate([enc.src[s, :F], enc.src[s, M:M + Q]])
+        onehot = jnp.concatenate([enc.onehot[s, :F, :L], enc.onehot[s, M:M + Q, :L]])
+        return src, (onehot, p["W"][s, :F], p["diag"][s, :Q], p["b"][s, :L], F)
+
+    def forward(enc, p, x, prev):
+        vals = jnp.zeros((z.slots, *x.shape), x.dtype).at[0].set(x)
+        if S:
+            vals = vals.at[1:1 + S].set(prev)
+        for d in range(z.stages + 1):
+            if d and z.linears[d - 1]:
+                src, args = _stage_args(enc, p, d - 1)
+                vals = jax.lax.dynamic_update_slice_in_dim(vals, _linear(vals[src], *args), lin_base[d - 1], 0)
+            for j, base in enumerate(elem_base[d]):
+                a, b = vals[enc.a[d, j]], vals[enc.b[d, j]]
+                vals = jax.lax.dynamic_update_slice_in_dim(vals, _level(enc.op[d, j], enc.const[d, j], a, b), base, 0)
+        return vals
+
+    @jax.custom_vjp
+    def run(enc, p, x, prev):
+        return forward(enc, p, x, prev)
+
+    def run_fwd(enc, p, x, prev):
+        vals = forward(enc, p, x, prev)
+        return vals, (enc, p, vals)
+
+    def run_bwd(res, g):
+        enc, p, vals = res
+        grads = {k: [jnp.zeros_like(v[s]) for s in range(z.stages)] for k, v in p.items()}
+        for d in reversed(range(z.stages + 1)):
+            for j, base in reversed(list(enumerate(elem_base[d]))):
+                ia, ib = enc.a[d, j], enc.b[d, j]
+                _, vjp = jax.vjp(lambda a, b, d=d, j=j: _level(enc.op[d, j], enc.const[d, j], a, b), vals[ia], vals[ib])
+                ga, gb = vjp(jax.lax.dynamic_slice_in_dim(g, base, z.width, 0))
+                g = g.at[ia].add(ga).at[ib].add(gb)
+            if d and z.linears[d - 1]:
+                src, (onehot, W, dg, b, full) = _stage_args(enc, p, d - 1)
+                _, vjp = jax.vjp(lambda ops, W, dg, b: _linear(ops, onehot, W, dg, b, full), vals[src], W, dg, b)
+                gops, gW, gdg, gb = vjp(jax.lax.dynamic_slice_in_dim(g, lin_base[d - 1], z.linears[d - 1], 0))
+                for k, v in (("W", gW), ("diag", gdg), ("b", gb)):  # back to the bank's shape
+                    grads[k][d - 1] = grads[k][d - 1].at[:v.shape[0]].set(v)
+                g = g.at[src].add(gops)
+        gp = {k: jnp.stack(v) if z.stages else jnp.zeros_like(p[k]) for k, v in grads.items()}
+        return None, gp, g[0], g[1:1 + S]
+
+    run.defvjp(run_fwd, run_bwd)
+    return run
+
+
 class Interpreter:
     """Runs the encoded cell ``enc`` (arrays, possibly traced) of size class ``size``."""
 
     def __init__(self, enc: Encoding, size: SizeClass, hmask=None):
         self.enc, self.size, self.hmask = enc, size, hmask
+        self._run = _program(size)
 
     def initial_carry(self, batch_shape: Sequence[int], hidden_size: int, dtype=jnp.float32):
         return tuple(jnp.zeros((*batch_shape, hidden_size), dtype) for _ in range(self.size.states))
 
-    def _elementwise(self, vals, d: int, base: int):
-        """Stage ``d``'s elementwise slots, in order, as a loop: its body (every op, then the
-        slot's selected) is compiled once whatever the size class, not once per slot (XLA on
-        CPU spends seconds generating code for unrolled transcendental ops)."""
-        e, E = self.enc, self.size.elementwise
-        if not E:
-            return vals
-
-        def body(vals, slot):
-            op, ia, ib, c, j = slot
-            a, b = vals[ia], vals[ib]
-            v = jax.lax.select_n(op, a, *(f(a) for f in _UNARY), a + b, a * b, a - b,
-                                 jnp.broadcast_to(c.astype(a.dtype), a.shape))
-            return jax.lax.dynamic_update_index_in_dim(vals, v, j, 0), None
-
-        vals, _ = jax.lax.scan(body, vals, (e.op[d], e.a[d], e.b[d], e.const[d], base + jnp.arange(E)))
-        return vals
-
     def step(self, p, carry, x):
         """One time step: ``(carry, y)`` as a compiled cell's ``apply``."""
-        e, z = self.enc, self.size
-        S, E, L, M = z.states, z.elementwise, z.linears, z.full
-        vals = jnp.zeros((z.slots, *x.shape), x.dtype).at[0].set(x)
-        if S:
-            vals = vals.at[1:1 + S].set(jnp.stack(carry))
-        vals = self._elementwise(vals, 0, 1 + S)
-        lead = (1,) * (x.ndim - 1)
-        for d in range(z.stages):
-            base = 1 + S + E + d * (L + E)
-            if L:
-                ops = vals[e.src[d]]  # (full + diag, ..., H)
-                terms = []
-                if M:  # every full product of the stage: one GEMM (batched over members when vmapped)
-                    terms.append(jnp.einsum("m...h,mhk->m...k", ops[:M], p["W"][d]))
-                if z.diag:
-                    terms.append(ops[M:] * p["diag"][d].reshape(z.diag, *lead, -1))
-                t = jnp.concatenate(terms) if len(terms) > 1 else terms[0]
-                lin = jnp.einsum("ml,m...k->l...k", e.onehot[d].astype(t.dtype), t)
-                vals = vals.at[base:base + L].set(lin + p["b"][d].reshape(L, *lead, -1))
-            vals = self._elementwise(vals, d + 1, base + L)
+        e, S = self.enc, self.size.states
+        prev = jnp.stack(carry) if S else jnp.zeros((0, *x.shape), x.dtype)
+        vals = self._run(e, p, x, prev)
         new = vals[e.out]
         if self.hmask is not None:
             new = new * self.hmask
@@ -123,10 +178,10 @@ class Interpreter:
 
 
 def empty_bank(size: SizeClass, hidden: int) -> dict[str, np.ndarray]:
-    z = size
-    return {"W": np.zeros((z.stages, z.full, hidden, hidden), np.float32),
-            "diag": np.zeros((z.stages, z.diag, hidden), np.float32),
-            "b": np.zeros((z.stages, z.linears, hidden), np.float32)}
+    L, M, Q = size.most
+    return {"W": np.zeros((size.stages, M, hidden, hidden), np.float32),
+            "diag": np.zeros((size.stages, Q, hidden), np.float32),
+            "b": np.zeros((size.stages, L, hidden), np.float32)}
 
 
 def pack(lay: Layout, size: SizeClass, hidden: int, params: dict) -> dict[str, np.ndarray]:
@@ -226,6 +281,7 @@ def train_population(
     on_steps: Callable[[int], None] | None = None,
     keep_params: bool = False,
     members: int | None = None,
+    cover: tuple[Sequence[CellGraph], Sequence[int]] | None = None,
 ) -> list[list[EvalResult]]:
     """Trains every cell under its settings, all in one program per layer count, and
     evaluates them: the population counterpart of
@@ -242,6 +298,11 @@ def train_population(
       members: pad each program to at least this many members. XLA's float rounding
         depends on the member count (not on a member's position or its neighbours, measured
         on CPU), so a search that needs the same numbers on resume fixes it.
+      cover: ``(graphs, budgets)``: make each program large enough for these cells at these
+        parameter budgets too (size class and hidden size). The rounding also depends on the
+        program's shape (measured: a member's parameters differ by an ulp between programs
+        padded differently), so a search passes the cells of the whole round: a resumed
+        round, which trains fewer of them, then runs the same programs.
 
     Returns:
       Per cell, one :class:`~cellsearch.train.EvalResult` per setting, in order; each member's
@@ -261,19 +322,22 @@ def train_population(
             if h.layers < 1:
                 raise ConfigError(f"layers must be >= 1, got {h.layers}")
             groups.setdefault(h.layers, []).append((i, j, hidden_size(c.plan.graph, h.param_budget, h.layers)))
+    extra = [plan(g) for g in cover[0]] if cover else []
     out: list[list[EvalResult | None]] = [[None] * len(hs) for hs in settings]
     for layers, group in groups.items():
+        hidden = max([n for *_, n in group] + [hidden_size(p.graph, b, layers) for p in extra for b in cover[1]])
+        size = SizeClass.of([cells[i].plan.size for i, _, _ in group] + [p.size for p in extra])
         for (i, j, _), r in zip(group, _train_members(cells, settings, layers, group, task, config, on_steps,
-                                                       keep_params, members or 0), strict=True):
+                                                       keep_params, members or 0, size, hidden), strict=True):
             out[i][j] = r
     return out  # type: ignore[return-value]
 
 
-def _train_members(cells, settings, layers, members, task, cfg, on_steps, keep_params, at_least) -> list[EvalResult]:
+def _train_members(cells, settings, layers, members, task, cfg, on_steps, keep_params, at_least, size,
+                   hidden) -> list[EvalResult]:
     t0 = time.perf_counter()
     spec = task.spec
-    size = SizeClass.of(cells[i].plan.size for i, _, _ in members)
-    hidden = -(-max(n for *_, n in members) // HIDDEN_STEP) * HIDDEN_STEP
+    hidden = -(-hidden // HIDDEN_STEP) * HIDDEN_STEP
     encoded = {i: encode(cells[i].plan, size) for i in {i for i, _, _ in members}}
     real = len(members)
     padded = members + [members[0]] * (max(round_up(real), at_least) - real)  # padding members: copies that never train

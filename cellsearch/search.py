@@ -337,11 +337,17 @@ def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, ret
             if k not in finished:
                 gens[k] = search.step(k)
                 advance(k, None)
+        # the round's cells, finished steps' included: every program of the round covers them all
+        # (size class, hidden size), so a resumed round runs the same programs
+        cover = sorted(set(store.graphs_evaluated(k for k in steps if k in finished))
+                       | {j["graph"] for j in jobs.values()})
         while gens:
             by_task: dict[str, list[int]] = {}
             for k in sorted(jobs):
                 by_task.setdefault(jobs[k]["task"], []).append(k)
-            batch = {t: {"population": [jobs.pop(k) for k in ks], "members": pad(t, r)} for t, ks in by_task.items()}
+            batch = {t: {"population": [jobs.pop(k) for k in ks], "members": pad(t, r),
+                         "cover": {"graphs": cover, "budgets": list(cfg.hparam_space(t).param_budget)}}
+                     for t, ks in by_task.items()}
             handles = {executor.submit(js): (t, by_task[t], js, 0) for t, js in batch.items()}
             results: dict[int, list[dict]] = {}
             while handles:

@@ -219,6 +219,15 @@ class Store:
                      float(r["compile_s"]), step, time.time()),
                 )
 
+    def graphs_evaluated(self, steps: Iterable[int]) -> list[str]:
+        """The graphs (JSON) of the cells evaluated by ``steps``, in the order they were stored."""
+        want = sorted(set(steps))
+        if not want:
+            return []
+        return [r[0] for r in self.conn.execute(
+            "SELECT c.graph FROM cells c WHERE c.hash IN (SELECT DISTINCT cell_hash FROM evaluations WHERE step IN "
+            f"({','.join('?' * len(want))})) ORDER BY c.id", want)]
+
     def evaluations(self, cell_hash: str, task: str | None = None) -> list[dict]:
         q = "SELECT * FROM evaluations WHERE cell_hash=?" + (" AND task=?" if task else "") + " ORDER BY id"
         rows = self.conn.execute(q, (cell_hash, task) if task else (cell_hash,)).fetchall()

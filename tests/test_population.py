@@ -85,8 +85,10 @@ def test_children_encode_validly():
 
 def test_too_small_a_size_class_is_refused():
     p = plan(find_seed("LSTM"))
-    with pytest.raises(ConfigError, match="larger interpreter size class.*linears 4"):
-        encode(p, p.size._replace(linears=2))
+    with pytest.raises(ConfigError, match=r"larger interpreter size class \(linears \(4,\) \(have \(2,\)\)"):
+        encode(p, p.size._replace(linears=(2,)))
+    with pytest.raises(ConfigError, match=r"levels \(0, 5\)"):
+        encode(p, p.size._replace(levels=(0, 4)))
 
 
 def _close(a, b, rel):
@@ -119,3 +121,58 @@ def test_fifty_training_steps_equal_each_cell_trained_alone():
                 assert pa.shape == pb.shape
                 _close(pa, pb, 1e-4)
     assert compared >= len(cells) * k - 2
+
+
+def test_hand_written_backward_equals_the_compiled_cells_gradient():
+    """The interpreter's backward pass (written by hand, see ``population._program``) gives
+    the compiled cell's gradient for parameters, input and state, every seed and 20
+    children, over three steps (so a state's gradient flows through the next step)."""
+    cells = [g for _, _, g in all_seeds()] + random_children("LSTM", 10, 3) + random_children("GRU", 10, 4)
+    plans = [plan(g) for g in cells]
+    size = SizeClass.of(p.size for p in plans)
+    H, B, T = 8, 2, 3
+    rng = np.random.default_rng(1)
+    xs = rng.normal(size=(T, B, H)).astype(np.float32)
+    encs, banks, want = [], [], []
+    for k, p in enumerate(plans):
+        c = compile_cell(p.graph)
+        params = c.init_numpy(k, H, H, init_scale=1.0)
+
+        def loss(params, xs, c=c):
+            _, ys = c.scan(params, c.initial_carry((B,), H), xs, hoist=False)
+            return jnp.sum(jnp.sin(ys))  # a loss that weighs every output differently
+
+        gp, gx = jax.grad(loss, argnums=(0, 1))(params, xs)
+        enc, lay = encode(p, size)
+        encs.append(enc)
+        banks.append(pack(lay, size, H, params))
+        want.append((pack(lay, size, H, jax.tree.map(np.asarray, gp)), np.asarray(gx)))
+
+    def loss(bank, enc, xs):
+        it = Interpreter(enc, size)
+        _, ys = it.scan(bank, it.initial_carry((B,), H), xs)
+        return jnp.sum(jnp.sin(ys))
+
+    banks = jax.tree.map(lambda *a: jnp.asarray(np.stack(a)), *banks)
+    gb, gx = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 2)), in_axes=(0, 0, None)))(banks, stack(encs), xs)
+    for k, (wb, wx) in enumerate(want):
+        for name in wb:
+            np.testing.assert_allclose(np.asarray(gb[name][k]), wb[name], rtol=1e-5, atol=1e-5, err_msg=f"{k} {name}")
+        np.testing.assert_allclose(np.asarray(gx[k]), wx, rtol=1e-5, atol=1e-5, err_msg=f"{k} x")
+
+
+def test_a_member_computes_the_same_numbers_alone_or_with_the_rest_of_its_cover():
+    """What a resumed search round relies on: with the member count and the cover fixed, a
+    cell trained with fewer others gets bit-identical results (without the cover its program
+    would be padded differently, and XLA's rounding changes with the shape)."""
+    task = make_task("arithmetic", max_digits=2)
+    cells = random_children("LSTM", 2, 11) + random_children("GRU", 2, 12)
+    settings = [[HParams(learning_rate=1.0, init_scale=1.0, max_grad_norm=5.0, param_budget=3000, seed=i)]
+                for i in range(len(cells))]
+    cfg = TrainConfig(steps=10, batch_size=8, chunk=10, data_seed=1)
+    cover = (cells, [3000])
+    alone = train_population(cells[:1], task, settings[:1], cfg, keep_params=True, members=4, cover=cover)[0][0]
+    together = train_population(cells, task, settings, cfg, keep_params=True, members=4, cover=cover)[0][0]
+    assert alone.metrics == together.metrics
+    for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params), strict=True):
+        assert np.array_equal(a, b)
