@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -69,7 +70,7 @@ def _level(op, const, a, b):
     return jax.lax.select_n(sel, a, *(f(a) for f in _UNARY), a + b, a * b, a - b, c)
 
 
-def _linear(ops, onehot, W, diag, b, full: int):
+def _linear(ops, W, diag, b, *, onehot, full: int):
     """One stage's linear nodes from their operand values ``ops`` (full ones first): every
     full product of the stage as one GEMM (batched over members when vmapped), the diag
     products, summed into their nodes by the 0/1 matrix, plus the bias."""
@@ -102,7 +103,7 @@ def _program(size: SizeClass):
         L, F, Q = z.linears[s], z.full[s], z.diag[s]
         src = jnp.concatenate([enc.src[s, :F], enc.src[s, M:M + Q]])
         onehot = jnp.concatenate([enc.onehot[s, :F, :L], enc.onehot[s, M:M + Q, :L]])
-        return src, (onehot, p["W"][s, :F], p["diag"][s, :Q], p["b"][s, :L], F)
+        return src, (p["W"][s, :F], p["diag"][s, :Q], p["b"][s, :L]), {"onehot": onehot, "full": F}
 
     def forward(enc, p, x, prev):
         vals = jnp.zeros((z.slots, *x.shape), x.dtype).at[0].set(x)
@@ -110,8 +111,8 @@ def _program(size: SizeClass):
             vals = vals.at[1:1 + S].set(prev)
         for d in range(z.stages + 1):
             if d and z.linears[d - 1]:
-                src, args = _stage_args(enc, p, d - 1)
-                vals = jax.lax.dynamic_update_slice_in_dim(vals, _linear(vals[src], *args), lin_base[d - 1], 0)
+                src, args, kw = _stage_args(enc, p, d - 1)
+                vals = jax.lax.dynamic_update_slice_in_dim(vals, _linear(vals[src], *args, **kw), lin_base[d - 1], 0)
             for j, base in enumerate(elem_base[d]):
                 a, b = vals[enc.a[d, j]], vals[enc.b[d, j]]
                 vals = jax.lax.dynamic_update_slice_in_dim(vals, _level(enc.op[d, j], enc.const[d, j], a, b), base, 0)
@@ -135,8 +136,8 @@ def _program(size: SizeClass):
                 ga, gb = vjp(jax.lax.dynamic_slice_in_dim(g, base, z.width, 0))
                 g = g.at[ia].add(ga).at[ib].add(gb)
             if d and z.linears[d - 1]:
-                src, (onehot, W, dg, b, full) = _stage_args(enc, p, d - 1)
-                _, vjp = jax.vjp(lambda ops, W, dg, b: _linear(ops, onehot, W, dg, b, full), vals[src], W, dg, b)
+                src, args, kw = _stage_args(enc, p, d - 1)
+                _, vjp = jax.vjp(partial(_linear, **kw), vals[src], *args)
                 gops, gW, gdg, gb = vjp(jax.lax.dynamic_slice_in_dim(g, lin_base[d - 1], z.linears[d - 1], 0))
                 for k, v in (("W", gW), ("diag", gdg), ("b", gb)):  # back to the bank's shape
                     grads[k][d - 1] = grads[k][d - 1].at[:v.shape[0]].set(v)
