@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -39,7 +40,8 @@ SIZES = {
                 "ptb": dict(budget=40_000, steps=1000, opts={"eval_tokens": 20_000}),
                 "ptb_hidden": 200, "ptb_epochs": 6, "music_hidden": 100, "music_epochs": 10},
     # about an hour for (a) and (c) on one core of this 2-core CPU; (b) from saved zaremba-small runs
-    "small": {"arithmetic": dict(budget=20_000, steps=1500, opts={"max_digits": 8}),
+    # arithmetic at 4 digits: at 8 digits and 4000 steps no cell learns (LSTM 0.28, chance level)
+    "small": {"arithmetic": dict(budget=20_000, steps=3000, opts={"max_digits": 4}),
               "xml": dict(budget=10_000, steps=1000, opts={"seq_len": 32, "min_name": 1, "max_name": 3}),
               "ptb": dict(budget=40_000, steps=500, opts={"eval_tokens": 20_000}),
               "ptb_hidden": 200, "ptb_epochs": 6, "music_hidden": 100, "music_epochs": 2},
@@ -51,7 +53,32 @@ SIZES = {
 SETTINGS = [(0.5, 1.0), (1.0, 1.0), (2.0, 1.0)]  # (learning rate, init scale), the same for every cell
 
 
-def table_a(cells, seeds, size, data_dir):
+class Log:
+    """Results as JSON lines: printed, appended to ``path`` if given, and read back from it
+    so an interrupted run (or a second one with more tables) trains only what is missing."""
+
+    def __init__(self, path: str | None):
+        self.path, self.done = path, {}
+        if path and os.path.exists(path):
+            for line in open(path):
+                if line.startswith('{"table"'):
+                    r = json.loads(line)
+                    self.done[(r["table"], r["task"], r["cell"], r["seed"])] = r["score" if r["table"] == "a" else "test"]
+
+    def get(self, *key):
+        return self.done.get(key)
+
+    def put(self, table_, task, cell, seed, value) -> None:
+        line = json.dumps({"table": table_, "task": task, "cell": cell, "seed": seed,
+                           "score" if table_ == "a" else "test": value})
+        print(line, flush=True)
+        self.done[(table_, task, cell, seed)] = value
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+
+
+def table_a(cells, seeds, size, data_dir, log):
     from cellsearch.config import TrainConfig
     from cellsearch.hparams import HParams
     from cellsearch.spaces import find_seed
@@ -64,16 +91,19 @@ def table_a(cells, seeds, size, data_dir):
         task = make_task(t, **task_options(t, p["opts"], data_dir))
         for c in cells:
             for s in range(seeds):
+                if (best := log.get("a", t, c, s)) is not None:
+                    out.setdefault(c, {}).setdefault(t, []).append(best)
+                    continue
                 hs = [HParams(learning_rate=lr, init_scale=sc, max_grad_norm=5.0, param_budget=p["budget"],
                               seed=1000 * s + i) for i, (lr, sc) in enumerate(SETTINGS)]
                 cfg = TrainConfig(steps=p["steps"], batch_size=20 if t == "ptb" else 32, chunk=50, data_seed=s)
                 best = max(r.score for r in train_and_evaluate(find_seed(c), task, hs, cfg))
                 out.setdefault(c, {}).setdefault(t, []).append(best)
-                print(json.dumps({"table": "a", "task": t, "cell": c, "seed": s, "score": best}), flush=True)
+                log.put("a", t, c, s, best)
     return out
 
 
-def table_bc(cells, seeds, size, data_dir, tasks):
+def table_bc(cells, seeds, size, data_dir, tasks, log):
     from dataclasses import replace
 
     from cellsearch.config import PRESETS
@@ -91,11 +121,12 @@ def table_bc(cells, seeds, size, data_dir, tasks):
         base = replace(base, max_windows=size.get("max_windows"))
         for c in cells:
             for s in range(seeds):
-                r = run_protocol(find_seed(c), data, replace(base, seed=s))
-                v = r["test"]["perplexity"] if t == "ptb" else r["test"]["nll"]
+                k = "b" if t == "ptb" else "c"
+                if (v := log.get(k, t, c, s)) is None:
+                    r = run_protocol(find_seed(c), data, replace(base, seed=s))
+                    v = r["test"]["perplexity"] if t == "ptb" else r["test"]["nll"]
+                    log.put(k, t, c, s, v)
                 out.setdefault(c, {}).setdefault(t, []).append(v)
-                print(json.dumps({"table": "b" if t == "ptb" else "c", "task": t, "cell": c, "seed": s, "test": v}),
-                      flush=True)
     return out
 
 
@@ -151,15 +182,22 @@ def main():
                     help="fill table (b) from these saved `cellsearch train --save` runs")
     ap.add_argument("--skip", default="", help="tables to skip, e.g. b,c")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--log", default=None, metavar="FILE",
+                    help="append results to FILE and reuse those already there (resume, or add tables)")
+    ap.add_argument("--music-seeds", type=int, default=None, help="seeds for table (c) (default --seeds)")
     args = ap.parse_args()
     name = "smoke" if args.smoke else args.size
     size = SIZES[name]
     cells = args.cells.split(",")
     print(f"# device: {device()}; size {name}: {json.dumps(size)}")
     t0 = time.perf_counter()
-    a = table_a(cells, args.seeds, size, args.data_dir) if "a" not in args.skip else {}
-    bc = table_bc(cells, args.seeds, size, args.data_dir,
-                  [t for t, k in (("ptb", "b"), ("nottingham", "c"), ("pianomidi", "c")) if k not in args.skip])
+    log = Log(args.log)
+    a = table_a(cells, args.seeds, size, args.data_dir, log) if "a" not in args.skip else {}
+    bc = table_bc(cells, args.seeds, size, args.data_dir, ["ptb"] if "b" not in args.skip else [], log)
+    if "c" not in args.skip:
+        bc_music = table_bc(cells, args.music_seeds or args.seeds, size, args.data_dir, ["nottingham", "pianomidi"], log)
+        for c, d in bc_music.items():
+            bc.setdefault(c, {}).update(d)
     for c, d in saved_runs(args.ptb_runs).items():
         bc.setdefault(c, {}).setdefault("ptb", []).extend(d["ptb"])
     cells += [c for c in bc if c not in cells]
