@@ -39,3 +39,21 @@ def test_gpu_training_runs_vmapped():
                                  TrainConfig(steps=300, batch_size=32, chunk=100))
     assert all(r.status == "ok" and np.isfinite(r.metrics["nll"]) for r in results)
     assert jnp.zeros(1).devices().pop().platform == "gpu"
+
+
+def test_gpu_population_trains_like_each_cell_alone():
+    """The interpreter on a GPU: a population of different cells trains to the results of
+    each cell trained alone on the same GPU (looser than on CPU: GPU matmuls round
+    differently with their shapes)."""
+    from cellsearch.population import train_population
+
+    task = make_task("arithmetic", max_digits=2)
+    cells = [find_seed("LSTM"), find_seed("GRU"), find_seed("MUT1")]
+    settings = [[HParams(learning_rate=0.5, init_scale=1.0, max_grad_norm=1.0, param_budget=5000, seed=i)]
+                for i in range(len(cells))]
+    cfg = TrainConfig(steps=50, batch_size=16, chunk=50, data_seed=1)
+    together = train_population(cells, task, settings, cfg)
+    for g, hs, got in zip(cells, settings, together, strict=True):
+        alone = train_and_evaluate(g, task, hs, cfg)[0]
+        assert got[0].status == alone.status == "ok"
+        np.testing.assert_allclose(got[0].metrics["nll"], alone.metrics["nll"], rtol=1e-3)
