@@ -294,7 +294,10 @@ def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, ret
     Exact resume: a killed round leaves its finished steps and their evaluations stored and
     the pool unchanged; the resumed search runs the round's other steps, which propose from
     the same pool and draw from the same per-step generators, then admits the round's
-    children in the same order. Returns ``(why it stopped, settings trained)``.
+    children in the same order. Its programs have the same shape as the uninterrupted
+    round's, because XLA's rounding depends on it: the member count is the most the round
+    can send (``pad``) and the size class and hidden size cover every cell of the round,
+    the finished steps' included (``cover``). Returns ``(why it stopped, settings trained)``.
     """
     from cellsearch.executors import is_lost
 
