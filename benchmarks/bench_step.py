@@ -11,9 +11,15 @@ flax/torch GRUs) and the paper's ``GRU``; flax linen ``OptimizedLSTMCell`` / ``G
 ``nn.RNN``; torch ``nn.LSTM`` / ``nn.GRU`` (CPU build, if installed). Ratios are against flax and
 torch measured in the same run.
 
+On a GPU the LSTM also meets **cuDNN** (``jax.experimental.rnn.lstm``, one fused multi-layer
+kernel: the physical anchor), and ``--variants`` adds the cellsearch LSTM with the input
+projections hoisted out of the loop or not, at several ``unroll`` values (``hoist=1,unroll=4``
+and so on), each reported against flax and cuDNN.
+
 Contenders are timed in interleaved rounds and the best round is kept (``common.best_of``).
 
-Usage: ``python benchmarks/bench_step.py [--sizes char,ptb] [--repeat 5] [--rounds 6]``
+Usage: ``python benchmarks/bench_step.py [--sizes char,ptb] [--repeat 5] [--rounds 6]
+[--variants hoist=0,hoist=1,hoist=1/unroll=4] [--no-cudnn]``
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ SIZES = {"char": dict(batch=32, time=100, hidden=128, vocab=40, layers=1),
          "ptb": dict(batch=20, time=35, hidden=200, vocab=10_000, layers=2)}
 
 
-def ours(cell_name, sz):
+def ours(cell_name, sz, hoist=None, unroll=1):
     import jax
     import jax.numpy as jnp
     import optax
@@ -38,6 +44,9 @@ def ours(cell_name, sz):
 
     spec = TaskSpec("bench", sz["vocab"], sz["vocab"], sz["time"])
     cell = compile_cell(find_seed(cell_name))
+    if hoist is not None:
+        cell = cell._replace(scan=lambda p, c, xs, unroll=1, hoist=None, _s=cell.scan: _s(p, c, xs, unroll=unroll,
+                                                                                           hoist=bool(hoist)))
     params = jax.tree.map(jnp.asarray, init_model(0, cell, spec, sz["hidden"], sz["layers"]))
     tokens = jax.random.randint(jax.random.key(0), (sz["batch"], sz["time"] + 1), 0, sz["vocab"])
     batch = Batch(tokens[:, :-1], tokens[:, 1:], jnp.ones((sz["batch"], sz["time"])), jnp.zeros((sz["batch"], sz["time"])))
@@ -46,7 +55,7 @@ def ours(cell_name, sz):
 
     @jax.jit
     def step(p, s):
-        loss, g = jax.value_and_grad(lambda q: loss_fn(cell, q, batch, spec))(p)
+        loss, g = jax.value_and_grad(lambda q: loss_fn(cell, q, batch, spec, unroll=unroll))(p)
         u, s = opt.update(g, s, p)
         return optax.apply_updates(p, u), s, loss
 
@@ -57,6 +66,61 @@ def ours(cell_name, sz):
         loss.block_until_ready()
 
     return run
+
+
+def cudnn_model(sz, reference: bool = False):
+    """The same language model on ``jax.experimental.rnn.lstm`` (cuDNN; GPU only), or on its
+    pure-JAX reference ``lstm_ref`` (``reference=True``: runs anywhere, to check this code)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax.experimental import rnn
+
+    H, L, V, B, T = sz["hidden"], sz["layers"], sz["vocab"], sz["batch"], sz["time"]
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    params = {"embed": jax.random.uniform(k1, (V, H), minval=-0.1, maxval=0.1),
+              "lstm": rnn.init_lstm_weight(k2, H, H, L, False),
+              "out": jax.random.uniform(k3, (H, V), minval=-0.1, maxval=0.1), "b": jnp.zeros(V)}
+    tokens = jax.random.randint(jax.random.key(1), (B, T + 1), 0, V)
+    lengths = jnp.full((B,), T, jnp.int32)
+    opt = optax.chain(optax.clip_by_global_norm(5.0), optax.sgd(0.1))
+    state = opt.init(params)
+
+    def loss_fn(p):
+        x = p["embed"][tokens[:, :-1]]
+        h0 = c0 = jnp.zeros((L, B, H))
+        if reference:
+            w = rnn.unpack_lstm_weights(p["lstm"], H, H, L, False)
+            y, _, _ = rnn.lstm_ref(x, h0, c0, *w, lengths, H, H, L, 0.0, False)
+        else:
+            y, _, _ = rnn.lstm(x, h0, c0, p["lstm"], lengths, H, H, L, 0.0, False)
+        logits = y @ p["out"] + p["b"]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+
+    @jax.jit
+    def step(p, s):
+        loss, g = jax.value_and_grad(loss_fn)(p)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+
+    box = [params, state]
+
+    def run():
+        box[0], box[1], loss = step(*box)
+        loss.block_until_ready()
+
+    return run
+
+
+def variant(text: str) -> dict:
+    """``hoist=1/unroll=4`` -> ``{"hoist": 1, "unroll": 4}``."""
+    out = {}
+    for part in text.split("/"):
+        k, _, v = part.partition("=")
+        if k not in ("hoist", "unroll") or not v.isdigit():
+            raise SystemExit(f"--variants: {part!r} is not hoist=0|1 or unroll=N")
+        out[k] = int(v)
+    return out
 
 
 def flax_model(kind, sz):
@@ -128,7 +192,13 @@ def main():
     ap.add_argument("--sizes", default="char,ptb")
     ap.add_argument("--repeat", type=int, default=5, help="steps per timing")
     ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds; the best is kept")
+    ap.add_argument("--variants", default="", help="extra cellsearch LSTM variants, e.g. hoist=0,hoist=1/unroll=4")
+    ap.add_argument("--no-cudnn", action="store_true", help="leave cuDNN out (it is only tried on a GPU)")
     args = ap.parse_args()
+    import jax
+
+    cudnn = not args.no_cudnn and jax.default_backend() == "gpu"
+    variants = {f"LSTM {v}": variant(v) for v in args.variants.split(",") if v}
     try:
         import torch
 
@@ -139,20 +209,24 @@ def main():
     for size in args.sizes.split(","):
         sz = SIZES[size]
         for kind, graph_names in (("lstm", ["LSTM"]), ("gru", ["GRU-RA", "GRU"])):
-            fns = {"flax": flax_model(kind, sz), **({"torch": torch_model(kind, sz)} if torch else {}),
-                   **{g: ours(g, sz) for g in graph_names}}
-            t = best_of(fns, rounds=args.rounds, repeat=args.repeat)
-            emit({"bench": "step", "size": size, "model": f"flax-{kind}", "steps_per_s": 1 / t["flax"]})
-            if torch:
-                emit({"bench": "step", "size": size, "model": f"torch-{kind}", "steps_per_s": 1 / t["torch"]})
-            for g in graph_names:
+            mine = {g: ours(g, sz) for g in graph_names}
+            if kind == "lstm":
+                mine.update({name: ours("LSTM", sz, **v) for name, v in variants.items()})
+            peers = {"flax": flax_model(kind, sz), **({"torch": torch_model(kind, sz)} if torch else {}),
+                     **({"cudnn": cudnn_model(sz)} if cudnn and kind == "lstm" else {})}
+            t = best_of({**peers, **mine}, rounds=args.rounds, repeat=args.repeat)
+            for name in peers:
+                emit({"bench": "step", "size": size, "model": f"{name}-{kind}", "steps_per_s": 1 / t[name]})
+            for g in mine:
                 rec = {"bench": "step", "size": size, "model": f"cellsearch-{g}", "steps_per_s": 1 / t[g],
-                       "vs_flax": t["flax"] / t[g], "vs_torch": (t["torch"] / t[g]) if torch else None}
+                       "vs_flax": t["flax"] / t[g], "vs_torch": (t["torch"] / t[g]) if torch else None,
+                       **({"vs_cudnn": t["cudnn"] / t[g]} if "cudnn" in t else {})}
                 emit(rec)
                 rows.append({**rec, "flax_steps_per_s": 1 / t["flax"],
                              "torch_steps_per_s": (1 / t["torch"]) if torch else None})
     print()
-    print(table(rows, ["size", "model", "steps_per_s", "flax_steps_per_s", "torch_steps_per_s", "vs_flax", "vs_torch"]))
+    print(table(rows, ["size", "model", "steps_per_s", "flax_steps_per_s", "torch_steps_per_s", "vs_flax", "vs_torch",
+                       *(["vs_cudnn"] if cudnn else [])]))
 
 
 if __name__ == "__main__":
