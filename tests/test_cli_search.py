@@ -131,7 +131,7 @@ def test_bad_cli_values_exit_2(tmp_path):
     assert not (tmp_path / "p.db").exists()  # a refused search writes nothing
     r = cli("search", "--tasks", "arithmetic,xml,arithmetic", "--db", "d.db", cwd=tmp_path)
     assert r.returncode == 2 and "'arithmetic' is named twice" in r.stderr
-    r = cli("search", "--db", str(tmp_path / "no" / "such" / "s.db"), cwd=tmp_path)
+    r = cli("search", "--tasks", "arithmetic", "--db", str(tmp_path / "no" / "such" / "s.db"), cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot write the store" in r.stderr
     r = cli("top", "--db", "missing.db", cwd=tmp_path)
     assert r.returncode == 2 and "no search store" in r.stderr
