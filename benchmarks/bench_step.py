@@ -32,10 +32,32 @@ SIZES = {"char": dict(batch=32, time=100, hidden=128, vocab=40, layers=1),
          "ptb": dict(batch=20, time=35, hidden=200, vocab=10_000, layers=2)}
 
 
+def sgd_runner(loss_fn, params):
+    """``run()``: one jitted training step of ``loss_fn`` (clip 5, SGD 0.1), the same for
+    every JAX contender, waiting for its result."""
+    import jax
+    import optax
+
+    opt = optax.chain(optax.clip_by_global_norm(5.0), optax.sgd(0.1))
+
+    @jax.jit
+    def step(p, s):
+        loss, g = jax.value_and_grad(loss_fn)(p)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+
+    box = [params, opt.init(params)]
+
+    def run():
+        box[0], box[1], loss = step(*box)
+        jax.block_until_ready(loss)
+
+    return run
+
+
 def ours(cell_name, sz, hoist=None, unroll=1):
     import jax
     import jax.numpy as jnp
-    import optax
 
     from cellsearch.compile import compile_cell
     from cellsearch.model import init_model, loss_fn
@@ -50,22 +72,7 @@ def ours(cell_name, sz, hoist=None, unroll=1):
     params = jax.tree.map(jnp.asarray, init_model(0, cell, spec, sz["hidden"], sz["layers"]))
     tokens = jax.random.randint(jax.random.key(0), (sz["batch"], sz["time"] + 1), 0, sz["vocab"])
     batch = Batch(tokens[:, :-1], tokens[:, 1:], jnp.ones((sz["batch"], sz["time"])), jnp.zeros((sz["batch"], sz["time"])))
-    opt = optax.chain(optax.clip_by_global_norm(5.0), optax.sgd(0.1))
-    state = opt.init(params)
-
-    @jax.jit
-    def step(p, s):
-        loss, g = jax.value_and_grad(lambda q: loss_fn(cell, q, batch, spec, unroll=unroll))(p)
-        u, s = opt.update(g, s, p)
-        return optax.apply_updates(p, u), s, loss
-
-    box = [params, state]
-
-    def run():
-        box[0], box[1], loss = step(*box)
-        loss.block_until_ready()
-
-    return run
+    return sgd_runner(lambda q: loss_fn(cell, q, batch, spec, unroll=unroll), params)
 
 
 def cudnn_model(sz, reference: bool = False):
@@ -83,8 +90,6 @@ def cudnn_model(sz, reference: bool = False):
               "out": jax.random.uniform(k3, (H, V), minval=-0.1, maxval=0.1), "b": jnp.zeros(V)}
     tokens = jax.random.randint(jax.random.key(1), (B, T + 1), 0, V)
     lengths = jnp.full((B,), T, jnp.int32)
-    opt = optax.chain(optax.clip_by_global_norm(5.0), optax.sgd(0.1))
-    state = opt.init(params)
 
     def loss_fn(p):
         x = p["embed"][tokens[:, :-1]]
@@ -97,19 +102,7 @@ def cudnn_model(sz, reference: bool = False):
         logits = y @ p["out"] + p["b"]
         return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
 
-    @jax.jit
-    def step(p, s):
-        loss, g = jax.value_and_grad(loss_fn)(p)
-        u, s = opt.update(g, s, p)
-        return optax.apply_updates(p, u), s, loss
-
-    box = [params, state]
-
-    def run():
-        box[0], box[1], loss = step(*box)
-        loss.block_until_ready()
-
-    return run
+    return sgd_runner(loss_fn, params)
 
 
 def variant(text: str) -> dict:
@@ -125,7 +118,6 @@ def variant(text: str) -> dict:
 
 def flax_model(kind, sz):
     import jax
-    import jax.numpy as jnp
     import optax
     from flax import linen as nn
 
@@ -142,26 +134,12 @@ def flax_model(kind, sz):
     model = LM()
     tokens = jax.random.randint(jax.random.key(0), (sz["batch"], sz["time"] + 1), 0, sz["vocab"])
     params = model.init(jax.random.key(1), tokens[:, :-1])
-    opt = optax.chain(optax.clip_by_global_norm(5.0), optax.sgd(0.1))
-    state = opt.init(params)
 
     def loss_fn(p):
         logits = model.apply(p, tokens[:, :-1])
         return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
 
-    @jax.jit
-    def step(p, s):
-        loss, g = jax.value_and_grad(loss_fn)(p)
-        u, s = opt.update(g, s, p)
-        return optax.apply_updates(p, u), s, loss
-
-    box = [params, state]
-
-    def run():
-        box[0], box[1], loss = step(*box)
-        jnp.asarray(loss).block_until_ready()
-
-    return run
+    return sgd_runner(loss_fn, params)
 
 
 def torch_model(kind, sz):
