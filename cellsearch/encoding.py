@@ -29,9 +29,9 @@ bias; the interpreter masks the unused kernels so they get no gradient.
 Width: every value has the hidden width, so cells that read ``x`` need the input width to
 equal the hidden width, which the model's embedding always gives.
 
-A population's size class is the elementwise maximum of its cells' own classes, each count
-rounded up a ladder (:data:`LADDER`) so that a search meets few classes and compiles few
-programs. A cell larger than an explicitly given class is refused (:class:`ConfigError`).
+A population's size class is the elementwise maximum of its cells' own classes, the width
+and the per-stage product counts rounded up a ladder (:data:`LADDER`) so that a search meets
+fewer classes and compiles fewer programs (states, stages and levels stay exact). A cell larger than an explicitly given class is refused (:class:`ConfigError`).
 
 This module imports nothing from JAX.
 """

@@ -376,7 +376,8 @@ def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, ret
             for k in sorted(results):
                 if k in gens:
                     advance(k, results[k])
-        if any(k not in store.finished_steps() for k in steps):
+        done = store.finished_steps()
+        if any(k not in done for k in steps):
             return "abandoned", trained  # a lost job: the round stays open for a resumed search
         if r == 0:
             search.check_baseline()

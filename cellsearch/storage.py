@@ -79,6 +79,12 @@ CREATE TABLE IF NOT EXISTS pool (cell_hash TEXT PRIMARY KEY, added_step INTEGER 
 """
 
 
+def _in(values: Iterable[int]) -> tuple[str, list[int]]:
+    """``"(?, ?, ...)"`` and the distinct values, sorted, for an SQL ``IN`` list."""
+    want = sorted(set(values))
+    return f"({', '.join('?' * len(want))})", want
+
+
 class Store:
     """An open search store. Use as a context manager, or call :meth:`close`.
 
@@ -221,12 +227,10 @@ class Store:
 
     def graphs_evaluated(self, steps: Iterable[int]) -> list[str]:
         """The graphs (JSON) of the cells evaluated by ``steps``, in the order they were stored."""
-        want = sorted(set(steps))
-        if not want:
-            return []
+        marks, want = _in(steps)
         return [r[0] for r in self.conn.execute(
             "SELECT c.graph FROM cells c WHERE c.hash IN (SELECT DISTINCT cell_hash FROM evaluations WHERE step IN "
-            f"({','.join('?' * len(want))})) ORDER BY c.id", want)]
+            f"{marks}) ORDER BY c.id", want)] if want else []
 
     def evaluations(self, cell_hash: str, task: str | None = None) -> list[dict]:
         q = "SELECT * FROM evaluations WHERE cell_hash=?" + (" AND task=?" if task else "") + " ORDER BY id"
@@ -299,9 +303,9 @@ class Store:
 
     def steps_outcomes(self, steps: Iterable[int]) -> list[dict]:
         """The finished steps among ``steps``, in step order: step, kind, cell, outcome, detail."""
-        want = sorted(set(steps))
-        rows = self.conn.execute(f"SELECT step, kind, cell_hash, outcome, detail FROM steps WHERE step IN "
-                                 f"({','.join('?' * len(want))}) ORDER BY step", want).fetchall() if want else []
+        marks, want = _in(steps)
+        rows = self.conn.execute(f"SELECT step, kind, cell_hash, outcome, detail FROM steps WHERE step IN {marks} "
+                                 "ORDER BY step", want).fetchall() if want else []
         return [{"step": r[0], "kind": r[1], "cell": r[2], "outcome": r[3], "detail": json.loads(r[4])} for r in rows]
 
     def change_pool(self, step: int, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
