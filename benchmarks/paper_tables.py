@@ -53,9 +53,6 @@ SIZES = {
 SETTINGS = [(0.5, 1.0), (1.0, 1.0), (2.0, 1.0)]  # (learning rate, init scale), the same for every cell
 
 
-_MISSING = float("nan")
-
-
 class Log:
     """Results as JSON lines: printed, appended to ``path`` if given, and read back from it
     so an interrupted run (or a second one with more tables) trains only what is missing."""
@@ -71,7 +68,7 @@ class Log:
     report = False  # train nothing: a result missing from the log stays missing
 
     def get(self, *key):
-        return self.done.get(key, _MISSING if self.report else None)
+        return self.done.get(key)
 
     def put(self, table_, task, cell, seed, value) -> None:
         line = json.dumps({"table": table_, "task": task, "cell": cell, "seed": seed,
@@ -97,8 +94,9 @@ def table_a(cells, seeds, size, data_dir, log):
         for c in cells:
             for s in range(seeds):
                 if (best := log.get("a", t, c, s)) is not None:
-                    if best == best:  # not missing
-                        out.setdefault(c, {}).setdefault(t, []).append(best)
+                    out.setdefault(c, {}).setdefault(t, []).append(best)
+                    continue
+                if log.report:
                     continue
                 hs = [HParams(learning_rate=lr, init_scale=sc, max_grad_norm=5.0, param_budget=p["budget"],
                               seed=1000 * s + i) for i, (lr, sc) in enumerate(SETTINGS)]
@@ -129,11 +127,12 @@ def table_bc(cells, seeds, size, data_dir, tasks, log):
             for s in range(seeds):
                 k = "b" if t == "ptb" else "c"
                 if (v := log.get(k, t, c, s)) is None:
+                    if log.report:
+                        continue
                     r = run_protocol(find_seed(c), data, replace(base, seed=s))
                     v = r["test"]["perplexity"] if t == "ptb" else r["test"]["nll"]
                     log.put(k, t, c, s, v)
-                if v == v:  # not missing
-                    out.setdefault(c, {}).setdefault(t, []).append(v)
+                out.setdefault(c, {}).setdefault(t, []).append(v)
     return out
 
 
