@@ -20,7 +20,8 @@ LSTM-o); MUT1 matches or beats the GRU on arithmetic and XML.
 
 ``--ptb-runs`` fills table (b) from ``cellsearch train CELL --task ptb --preset zaremba-small
 --save DIR`` runs (their test perplexity, the cell's name from the saved cell), so the hour-long
-standard-protocol trainings are run once, in the background, and reused here.
+standard-protocol trainings are run once, in the background, and reused here; it also prints
+them one per row (validation perplexity per epoch), and ``--curves FILE`` draws those curves.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ SIZES = {
               "ptb": dict(budget=2_000, steps=10, opts={"eval_tokens": 500}),
               "ptb_hidden": 16, "ptb_epochs": 1, "music_hidden": 8, "music_epochs": 1, "max_windows": 20},
 }
+ZAREMBA_SMALL_VALID = 120.7  # Zaremba et al. 2014, Table 1, non-regularised LSTM (test 114.5)
 SETTINGS = [(0.5, 1.0), (1.0, 1.0), (2.0, 1.0)]  # (learning rate, init scale), the same for every cell
 
 
@@ -136,18 +138,73 @@ def table_bc(cells, seeds, size, data_dir, tasks, log):
     return out
 
 
-def saved_runs(dirs) -> dict[str, dict[str, list[float]]]:
-    """Table (b) from saved ``cellsearch train --save`` runs: test perplexity per cell."""
+def read_runs(dirs) -> list[dict]:
+    """Saved ``cellsearch train --task ptb --save`` runs: per run the cell's name (from the
+    saved cell), its hidden size, the validation perplexity per epoch, and the best validation
+    epoch's valid and test perplexity. A run that has not finished is refused by name."""
     from pathlib import Path
 
-    out: dict[str, dict[str, list[float]]] = {}
+    runs = []
     for d in dirs:
         run = json.loads((Path(d) / "run.json").read_text())
-        if run.get("task") != "ptb" or "test" not in run.get("result", {}):
+        if run.get("task") != "ptb" or "test" not in (run.get("result") or {}):
             raise SystemExit(f"{d}: not a finished PTB run (run.json has no test result)")
         name = json.loads((Path(d) / "cell.json").read_text()).get("name") or Path(d).parent.name
-        out.setdefault(name, {}).setdefault("ptb", []).append(run["result"]["test"]["perplexity"])
+        r = run["result"]
+        runs.append({"cell": name, "hidden": run["config"]["hidden"], "valid": r["valid"]["perplexity"],
+                     "test": r["test"]["perplexity"], "curve": [e["valid"]["perplexity"] for e in r["history"]]})
+    return runs
+
+
+def saved_runs(runs) -> dict[str, dict[str, list[float]]]:
+    """Table (b) from :func:`read_runs`: test perplexity per cell."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for r in runs:
+        out.setdefault(r["cell"], {}).setdefault("ptb", []).append(r["test"])
     return out
+
+
+def runs_table(runs) -> str:
+    """The saved runs one per row: hidden size, best valid, test, valid perplexity per epoch."""
+    rows = [{"cell": r["cell"], "hidden": r["hidden"], "best valid": f"{r['valid']:.1f}", "test": f"{r['test']:.1f}",
+             "valid per epoch": " ".join(f"{v:.1f}" for v in r["curve"])} for r in runs]
+    return table(rows, ["cell", "hidden", "best valid", "test", "valid per epoch"])
+
+
+def plot_curves(runs, path: str, top: float = 300.0) -> None:
+    """Validation perplexity per epoch of each saved run, one line per run, written to
+    ``path`` (PNG, SVG or PDF by its suffix). The y axis is logarithmic and cut at ``top``
+    (a diverging epoch is drawn at the edge, marked with its value)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    for r in sorted(runs, key=lambda r: r["test"]):
+        xs = range(1, len(r["curve"]) + 1)
+        ys = [min(v, top) for v in r["curve"]]
+        (line,) = ax.plot(xs, ys, marker="o", ms=3, lw=1.5, label=f"{r['cell']} (test {r['test']:.1f})")
+        for x, v in zip(xs, r["curve"], strict=True):
+            if v > top:  # off the chart: a triangle at the edge, with its value
+                ax.plot([x], [top], marker="^", ms=7, color=line.get_color())
+                ax.annotate(f"{v:.0f}", (x, top), textcoords="offset points", xytext=(0, -13), ha="center",
+                            fontsize=7, color=line.get_color())
+    ax.axhline(ZAREMBA_SMALL_VALID, color="grey", ls="--", lw=1,
+               label=f"Zaremba et al. 2014's small LSTM (valid {ZAREMBA_SMALL_VALID})")
+    ax.set_yscale("log")
+    ax.set_ylim(top=top * 1.02)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_yticks([t for t in (100, 110, 120, 130, 150, 175, 200, 250, 300) if t <= top])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation perplexity")
+    ax.set_title("PTB, zaremba-small protocol at the LSTM 2x200's parameter count", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def mean(v):
@@ -202,6 +259,8 @@ def main():
     ap.add_argument("--size", default="default", choices=sorted(SIZES), help="the budget (see SIZES)")
     ap.add_argument("--ptb-runs", nargs="*", default=[], metavar="DIR",
                     help="fill table (b) from these saved `cellsearch train --save` runs")
+    ap.add_argument("--curves", default=None, metavar="FILE",
+                    help="draw the --ptb-runs runs' validation perplexity per epoch to FILE (.png, .svg)")
     ap.add_argument("--skip", default="", help="tables to skip, e.g. b,c")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--log", default=None, metavar="FILE",
@@ -222,7 +281,16 @@ def main():
         bc_music = table_bc(cells, args.music_seeds or args.seeds, size, args.data_dir, ["nottingham", "pianomidi"], log)
         for c, d in bc_music.items():
             bc.setdefault(c, {}).update(d)
-    for c, d in saved_runs(args.ptb_runs).items():
+    runs = read_runs(args.ptb_runs)
+    if runs:
+        print(runs_table(runs))
+        print()
+    if args.curves:
+        if not runs:
+            raise SystemExit("--curves draws the --ptb-runs runs: give their directories")
+        plot_curves(runs, args.curves)
+        print(f"# curves written to {args.curves}")
+    for c, d in saved_runs(runs).items():
         bc.setdefault(c, {}).setdefault("ptb", []).extend(d["ptb"])
     cells += [c for c in bc if c not in cells]
     rows = []
