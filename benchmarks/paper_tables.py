@@ -174,26 +174,28 @@ def runs_table(runs) -> str:
 def plot_curves(runs, path: str, top: float = 300.0) -> None:
     """Validation perplexity per epoch of each saved run, one line per run, written to
     ``path`` (PNG, SVG or PDF by its suffix). The y axis is logarithmic and cut at ``top``
-    (a diverging epoch is drawn at the edge, marked with its value)."""
+    (a diverging epoch is drawn at the edge, its value written above)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(9.5, 4.2), dpi=120)
+    off: dict[int, int] = {}  # values already written under the edge at each epoch
     for r in sorted(runs, key=lambda r: r["test"]):
         xs = range(1, len(r["curve"]) + 1)
         ys = [min(v, top) for v in r["curve"]]
-        (line,) = ax.plot(xs, ys, marker="o", ms=3, lw=1.5, label=f"{r['cell']} (test {r['test']:.1f})")
+        (line,) = ax.plot(xs, ys, marker="o", ms=3, lw=1.5, label=f"{r['cell']} (test {r['test']:.4g})")
         for x, v in zip(xs, r["curve"], strict=True):
             if v > top:  # off the chart: a triangle at the edge, with its value
                 ax.plot([x], [top], marker="^", ms=7, color=line.get_color())
-                ax.annotate(f"{v:.0f}", (x, top), textcoords="offset points", xytext=(0, -13), ha="center",
-                            fontsize=7, color=line.get_color())
+                off[x] = off.get(x, 0) + 1
+                ax.annotate(f"{v:.0f}" if v < 1e4 else f"{v:.0e}", (x, top), textcoords="offset points",
+                            xytext=(0, -2 + 9 * off[x]), ha="center", fontsize=7, color=line.get_color())
     ax.axhline(ZAREMBA_SMALL_VALID, color="grey", ls="--", lw=1,
                label=f"Zaremba et al. 2014's small LSTM (valid {ZAREMBA_SMALL_VALID})")
     ax.set_yscale("log")
-    ax.set_ylim(top=top * 1.02)
+    ax.set_ylim(top=top * 1.25)  # room above the edge for the values off the chart
     ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yticks([t for t in (100, 110, 120, 130, 150, 175, 200, 250, 300) if t <= top])
@@ -201,7 +203,7 @@ def plot_curves(runs, path: str, top: float = 300.0) -> None:
     ax.set_ylabel("validation perplexity")
     ax.set_title("PTB, zaremba-small protocol at the LSTM 2x200's parameter count", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, frameon=False, loc="upper right")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
