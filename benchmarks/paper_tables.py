@@ -167,7 +167,7 @@ def saved_runs(runs) -> dict[str, dict[str, list[float]]]:
 def runs_table(runs) -> str:
     """The saved runs one per row: hidden size, best valid, test, valid perplexity per epoch."""
     rows = [{"cell": r["cell"], "hidden": r["hidden"], "best valid": f"{r['valid']:.1f}", "test": f"{r['test']:.1f}",
-             "valid per epoch": " ".join(f"{v:.1f}" for v in r["curve"])} for r in runs]
+             "valid per epoch": " ".join(f"{v:.1f}" if v < 1e4 else f"{v:.0e}" for v in r["curve"])} for r in runs]
     return table(rows, ["cell", "hidden", "best valid", "test", "valid per epoch"])
 
 
@@ -195,7 +195,7 @@ def plot_curves(runs, path: str, top: float = 300.0) -> None:
     ax.axhline(ZAREMBA_SMALL_VALID, color="grey", ls="--", lw=1,
                label=f"Zaremba et al. 2014's small LSTM (valid {ZAREMBA_SMALL_VALID})")
     ax.set_yscale("log")
-    ax.set_ylim(top=top * 1.25)  # room above the edge for the values off the chart
+    ax.set_ylim(top=top * 1.4)  # room above the edge for the values off the chart
     ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yticks([t for t in (100, 110, 120, 130, 150, 175, 200, 250, 300) if t <= top])
