@@ -57,17 +57,16 @@ SETTINGS = [(0.5, 1.0), (1.0, 1.0), (2.0, 1.0)]  # (learning rate, init scale), 
 
 class Log:
     """Results as JSON lines: printed, appended to ``path`` if given, and read back from it
-    so an interrupted run (or a second one with more tables) trains only what is missing."""
+    so an interrupted run (or a second one with more tables) trains only what is missing.
+    With ``report`` nothing is trained: a result missing from the log stays missing."""
 
-    def __init__(self, path: str | None):
-        self.path, self.done = path, {}
+    def __init__(self, path: str | None, report: bool = False):
+        self.path, self.report, self.done = path, report, {}
         if path and os.path.exists(path):
             for line in open(path):
                 if line.startswith('{"table"'):
                     r = json.loads(line)
                     self.done[(r["table"], r["task"], r["cell"], r["seed"])] = r["score" if r["table"] == "a" else "test"]
-
-    report = False  # train nothing: a result missing from the log stays missing
 
     def get(self, *key):
         return self.done.get(key)
@@ -156,18 +155,15 @@ def read_runs(dirs) -> list[dict]:
     return runs
 
 
-def saved_runs(runs) -> dict[str, dict[str, list[float]]]:
-    """Table (b) from :func:`read_runs`: test perplexity per cell."""
-    out: dict[str, dict[str, list[float]]] = {}
-    for r in runs:
-        out.setdefault(r["cell"], {}).setdefault("ptb", []).append(r["test"])
-    return out
+def short(v: float, places: int = 1) -> str:
+    """A perplexity for a table or a label: fixed point, or ``4e+07`` once it has diverged."""
+    return f"{v:.{places}f}" if v < 1e4 else f"{v:.0e}"
 
 
 def runs_table(runs) -> str:
     """The saved runs one per row: hidden size, best valid, test, valid perplexity per epoch."""
     rows = [{"cell": r["cell"], "hidden": r["hidden"], "best valid": f"{r['valid']:.1f}", "test": f"{r['test']:.1f}",
-             "valid per epoch": " ".join(f"{v:.1f}" if v < 1e4 else f"{v:.0e}" for v in r["curve"])} for r in runs]
+             "valid per epoch": " ".join(short(v) for v in r["curve"])} for r in runs]
     return table(rows, ["cell", "hidden", "best valid", "test", "valid per epoch"])
 
 
@@ -181,7 +177,7 @@ def plot_curves(runs, path: str, top: float = 300.0) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9.5, 4.2), dpi=120)
-    off: dict[int, int] = {}  # values already written under the edge at each epoch
+    off: dict[int, int] = {}  # values already written above the edge at each epoch
     for r in sorted(runs, key=lambda r: r["test"]):
         xs = range(1, len(r["curve"]) + 1)
         ys = [min(v, top) for v in r["curve"]]
@@ -190,7 +186,7 @@ def plot_curves(runs, path: str, top: float = 300.0) -> None:
             if v > top:  # off the chart: a triangle at the edge, with its value
                 ax.plot([x], [top], marker="^", ms=7, color=line.get_color())
                 off[x] = off.get(x, 0) + 1
-                ax.annotate(f"{v:.0f}" if v < 1e4 else f"{v:.0e}", (x, top), textcoords="offset points",
+                ax.annotate(short(v, 0), (x, top), textcoords="offset points",
                             xytext=(0, -2 + 9 * off[x]), ha="center", fontsize=7, color=line.get_color())
     ax.axhline(ZAREMBA_SMALL_VALID, color="grey", ls="--", lw=1,
                label=f"Zaremba et al. 2014's small LSTM (valid {ZAREMBA_SMALL_VALID})")
@@ -275,8 +271,7 @@ def main():
     cells = args.cells.split(",")
     print(f"# device: {device()}; size {name}: {json.dumps(size)}")
     t0 = time.perf_counter()
-    log = Log(args.log)
-    log.report = args.report
+    log = Log(args.log, report=args.report)
     a = table_a(cells, args.seeds, size, args.data_dir, log) if "a" not in args.skip else {}
     bc = table_bc(cells, args.seeds, size, args.data_dir, ["ptb"] if "b" not in args.skip else [], log)
     if "c" not in args.skip:
@@ -292,8 +287,8 @@ def main():
             raise SystemExit("--curves draws the --ptb-runs runs: give their directories")
         plot_curves(runs, args.curves)
         print(f"# curves written to {args.curves}")
-    for c, d in saved_runs(runs).items():
-        bc.setdefault(c, {}).setdefault("ptb", []).extend(d["ptb"])
+    for r in runs:  # table (b) from the saved runs
+        bc.setdefault(r["cell"], {}).setdefault("ptb", []).append(r["test"])
     cells += [c for c in bc if c not in cells]
     rows = []
     for c in cells:
