@@ -31,7 +31,8 @@ equal the hidden width, which the model's embedding always gives.
 
 A population's size class is the elementwise maximum of its cells' own classes, the width
 and the per-stage product counts rounded up a ladder (:data:`LADDER`) so that a search meets
-fewer classes and compiles fewer programs (states, stages and levels stay exact). A cell larger than an explicitly given class is refused (:class:`ConfigError`).
+fewer classes and compiles fewer programs (states, stages and levels stay exact). A cell
+larger than an explicitly given class is refused (:class:`ConfigError`).
 
 This module imports nothing from JAX.
 """
