@@ -44,6 +44,13 @@ from cellsearch.graph import CellGraph, edge_kind, needs_equal_widths, operands,
 Params = dict[str, dict[str, jax.Array]]
 Carry = tuple[jax.Array, ...]
 
+# Linear(a, x) starts at ``a * I`` plus "small values" (§3.5 [S1]); the paper gives no scale.
+# Ours: the noise is LINEAR_A_NOISE times an ordinary layer's (``U[-1, 1] * init_scale /
+# sqrt(hidden)``), so the spectral radius stays within about 0.1 of ``a`` (tests/test_probe.py).
+# At full scale (1.0, before) the radius was 1.5-2.2 at the filter's width: a "near-identity"
+# layer that expanded the state every step.
+LINEAR_A_NOISE = 0.1
+
 _UNARY: dict[str, Callable] = {
     "tanh": jnp.tanh,
     "sigmoid": jax.nn.sigmoid,
@@ -95,7 +102,8 @@ class _Program:
         """Parameters in this program's layout, each kernel entry ``draw(shape, (node index,
         operand index)) * init_scale / sqrt(hidden_size)`` (``draw`` gives ``U[-1, 1]`` for
         :meth:`init`; other draws serve other uses, e.g. the functional hash's probe), plus
-        ``a * I`` for a Linear(a, x) node; biases at their ``bias_init``. ``xp`` is ``numpy``
+        for a Linear(a, x) node ``a * I`` plus the same draw scaled by :data:`LINEAR_A_NOISE`;
+        biases at their ``bias_init``. ``xp`` is ``numpy``
         or ``jax.numpy``."""
         if self.equal_widths and input_size != hidden_size:
             raise CompileError(
@@ -116,8 +124,8 @@ class _Program:
                     continue
                 fan_in = input_size if self.width[u] == "x" else hidden_size
                 w = draw((fan_in, hidden_size), idx) * s
-                if d.get("scale") is not None:
-                    w = w + d["scale"] * xp.eye(fan_in, hidden_size, dtype=xp.float32)
+                if d.get("scale") is not None:  # Linear(a, x): a * I plus small noise
+                    w = w * LINEAR_A_NOISE + d["scale"] * xp.eye(fan_in, hidden_size, dtype=xp.float32)
                 p[f"W_{u}"] = w
             if self.bias[n]:
                 p["b"] = xp.full((hidden_size,), float(d.get("bias_init", 0.0)), xp.float32)

@@ -23,6 +23,7 @@ from typing import Any
 
 from cellsearch.errors import ConfigError
 from cellsearch.hparams import HParamSpace
+from cellsearch.mutate import EditCount
 from cellsearch.spaces import DEFAULT_SPACE
 from cellsearch.strategies import STRATEGIES
 from cellsearch.tasks import TASKS
@@ -56,6 +57,14 @@ class TrainConfig:
       unroll: ``lax.scan`` unroll of the time loop.
       data_seed: seed of the training batches (shared by all settings, so they see the same data).
       eval_split: ``"valid"`` or ``"test"``.
+      members: settings per compiled program (0: all settings of one shape in one program).
+        With ``members > 0`` every program holds exactly this many (settings of one shape
+        are split into programs of ``members``, the last padded with idle members), so a
+        setting's numbers do not depend on what else it is trained with (XLA's rounding
+        depends on a program's shapes, and a diverging run amplifies an ulp).
+      after_divergence: a setting that diverges after a validation point: ``"fail"`` (ours:
+        status ``diverged``, score 0) or ``"best"`` (keep its best checkpoint's score, as
+        early stopping would); the paper does not say ([I]).
     """
 
     steps: int = 500
@@ -70,11 +79,16 @@ class TrainConfig:
     unroll: int = 1
     data_seed: int = 0
     eval_split: str = "valid"
+    members: int = 0
+    after_divergence: str = "fail"
 
     def __post_init__(self):
+        if self.after_divergence not in ("fail", "best"):
+            raise ConfigError(f"after_divergence must be 'fail' or 'best', got {self.after_divergence!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         _require(self, ("steps", "batch_size", "chunk", "steps_per_epoch"), lambda v: v >= 1, ">= 1")
+        _require(self, ("members",), lambda v: v >= 0, ">= 0")
         if self.eval_split not in ("valid", "test"):
             raise ConfigError(f"eval_split must be 'valid' or 'test', got {self.eval_split!r}")
 
@@ -109,7 +123,11 @@ class SearchConfig:
     init_settings: int = 20  # settings for the pool seeds and the baseline at the start
     reeval_prob: float = 0.5  # [I] re-evaluate vs mutate (the paper's split is unknown)
     carry_over: int = 2  # §3.2 [S1]: the parent's best settings tried on the child
-    mutation_rate: float = 1.0  # §3.5: per-node edit probability p ~ U[0, mutation_rate]
+    # departure (§3.5 is "paper": each computation node edited with p ~ U[0, mutation_rate]):
+    # 1-3 edits per child, see cellsearch.mutate.EditCount and benchmarks/README.md ("Children")
+    edits: str = "1-3"
+    mutation_rate: float = 1.0  # with edits="paper": per-node edit probability p ~ U[0, mutation_rate]
+    probe: bool = True  # resample children that fail the liveness probe (cellsearch.probe) before training
     filter_task: str = "memorize"
     filter_threshold: float = 0.95  # §3.3
     filter_settings: int = 2  # departure: best of the whole filter grid (2 settings), see FILTER_HPARAMS
@@ -123,8 +141,8 @@ class SearchConfig:
     hparams: HParamSpace = HParamSpace()
     filter_hparams: HParamSpace = FILTER_HPARAMS
     budgets: dict[str, tuple[int, ...]] = field(default_factory=default_budgets)
-    train: TrainConfig = TrainConfig(steps=1000, batch_size=20)
-    filter_train: TrainConfig = TrainConfig(steps=4000, batch_size=32, chunk=250, eval_every=1000)
+    train: TrainConfig = TrainConfig(steps=1000, batch_size=20, members=4)
+    filter_train: TrainConfig = TrainConfig(steps=4000, batch_size=32, chunk=250, eval_every=1000, members=2)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_dir: str | None = None
 
@@ -147,6 +165,10 @@ class SearchConfig:
             raise ConfigError(f"hours must be > 0, got {self.hours}")
         _require(self, ("pool_size", "settings_per_task", "init_settings", "filter_settings", "population"),
                  lambda v: v >= 1, ">= 1")
+        try:
+            EditCount.parse(self.edits)
+        except ValueError as e:
+            raise ConfigError(f"SearchConfig.edits: {e}") from None
         if self.filter_settings > self.filter_hparams.grid_size():
             raise ConfigError(f"filter_settings ({self.filter_settings}) exceeds the filter grid's "
                               f"{self.filter_hparams.grid_size()} points")
@@ -207,7 +229,7 @@ def quick_config(**overrides) -> SearchConfig:
                             max_grad_norm=(1.0, 5.0, 10.0)),
         budgets={"arithmetic": (10_000,), "xml": (10_000,), "ptb": (50_000,), "nottingham": (10_000,),
                  "pianomidi": (10_000,)},
-        train=TrainConfig(steps=600, batch_size=32, chunk=100),
+        train=TrainConfig(steps=600, batch_size=32, chunk=100, members=4),
         task_options={"arithmetic": {"max_digits": 3}, "xml": {"seq_len": 32, "min_name": 1, "max_name": 3}},
     )
     base.update(overrides)

@@ -42,7 +42,7 @@ from cellsearch.config import DEFAULT_DB, SearchConfig
 from cellsearch.errors import ConfigError, MutationFailed, SearchStopped
 from cellsearch.graph import from_json, to_json
 from cellsearch.hparams import HParams, seeded
-from cellsearch.mutate import mutate
+from cellsearch.mutate import mutate_live
 from cellsearch.results import MIN_BASELINE, Scores, SearchSummary, best_score, ratio, summarize
 from cellsearch.spaces import load_space
 from cellsearch.storage import Store, open_search_store
@@ -61,6 +61,15 @@ def check_tasks(cfg: SearchConfig) -> None:
     before it starts (with the message saying what to fix) instead of failing evaluations."""
     for t in (cfg.filter_task, *cfg.tasks):
         get_task(t, task_options(t, cfg.task_options.get(t), cfg.data_dir))
+
+
+def _liveness(cfg: SearchConfig) -> Callable:
+    """The liveness probe at the filter's first initialisation scale and parameter budget."""
+    from cellsearch.probe import ProbeConfig, liveness
+
+    h = cfg.filter_hparams
+    pc = ProbeConfig(budget=h.param_budget[0], init_scale=min(h.init_scale), seed=cfg.seed)
+    return lambda g: liveness(g, pc)
 
 
 @dataclass
@@ -88,11 +97,29 @@ class Search:
         self.n_init = len(names)
         self.view = PoolView(store, lambda: Scores(store, config), self.seed_hashes)
         self.defer_admit = config.population > 1  # rounds admit their children at the round's end
+        self.probe = _liveness(config) if config.probe else None
 
     def score(self, cell_hash: str) -> float | None:
         """The cell's score (:mod:`cellsearch.results`); ``None`` if a task has no result."""
         ratios = [ratio(self.store.best(cell_hash, t), self.store.best(self.baseline, t)) for t in self.cfg.tasks]
         return None if any(r is None for r in ratios) else min(ratios)
+
+    def baseline_bar(self, task: str, n: int) -> float:
+        """What the hurdle compares a child with: the baseline's best over its **first** ``n``
+        settings on ``task`` (those of its seed step, in the order they were stored; a
+        diverged setting counts 0), as a child's best is over its ``n`` settings. The
+        baseline's overall best is not used: it is a best over more settings, and it rises
+        each time the baseline is re-evaluated as a pool member, so a child's fate would
+        depend on when it was proposed."""
+        ev = self.store.evaluations(self.baseline, task)[:n]
+        return max((e["score"] for e in ev if e["status"] == "ok"), default=0.0)
+
+    def admit(self, cell_hash: str, score: float) -> tuple[list[str], list[str]]:
+        """The strategy's pool change for a scored child; a child below the pool's floor (the
+        hurdle, as a ratio to the baseline) never enters, even while the pool is not full."""
+        if not score >= self.cfg.hurdle:
+            return [], []
+        return self.strategy.admit(self.view, cell_hash, score)
 
     def check_baseline(self) -> None:
         """Raises :class:`SearchStopped` if the baseline has no usable result on a task."""
@@ -192,29 +219,32 @@ class Search:
         from cellsearch.dedup import functional_hash
 
         parent = from_json(self.store.cell(parent_hash)["graph"])
-        edits = []
         try:
-            child = parent
-            for _ in range(n_mut):
-                child, e = mutate(child, rng=rng, space=self.space, max_rate=self.cfg.mutation_rate)
-                edits += [x.to_dict() for x in e]
+            child, applied, dead = mutate_live(parent, rng=rng, space=self.space, accept=self.probe, walk=n_mut,
+                                               max_rate=self.cfg.mutation_rate, edits=self.cfg.edits)
         except MutationFailed as e:
             return Outcome("child", None, "mutation_failed", {"parent": parent_hash, "error": str(e)})
+        edits = [x.to_dict() for x in applied]
         h, js = structural_hash(child), to_json(child, None)
+        dead_kinds = {}
+        for why in dead:
+            kind = why.split(":")[0]
+            dead_kinds[kind] = dead_kinds.get(kind, 0) + 1
+        me = {"parent": parent_hash, **({"probe_rejected": dead_kinds} if dead_kinds else {})}
         mine = self.store.cells("hash=? AND step=?", (h, k))  # our own row from before a crash
         if self.store.has_structure(h) and not mine:
-            return Outcome("child", h, "duplicate", {"parent": parent_hash, "layer": "structural"})
+            return Outcome("child", h, "duplicate", {**me, "layer": "structural"})
         fh = functional_hash(child)
         twin = self.store.functional_twin(fh)
         if twin is not None and twin != h:
             self.store.add_cell(h, js, functional_hash=fh, parent=parent_hash, edits=edits, origin="mutation",
                                 status="duplicate", step=k)
-            return Outcome("child", h, "duplicate", {"parent": parent_hash, "layer": "functional", "twin": twin})
+            return Outcome("child", h, "duplicate", {**me, "layer": "functional", "twin": twin})
         self.store.add_cell(h, js, functional_hash=fh, parent=parent_hash, edits=edits, origin="mutation",
                             status="candidate", step=k)
 
         def failed(stage: str, msg: str) -> Outcome:
-            return Outcome("child", h, "error", {"parent": parent_hash, "stage": stage, "error": msg}, ("error", None))
+            return Outcome("child", h, "error", {**me, "stage": stage, "error": msg}, ("error", None))
 
         # stage 1: memorisation filter (§3.3)
         ft = self.cfg.filter_task
@@ -222,7 +252,7 @@ class Search:
         if err:
             return failed(ft, err)
         if best < self.cfg.filter_threshold:
-            return Outcome("child", h, "filtered", {"parent": parent_hash, "filter": best}, ("filtered", None))
+            return Outcome("child", h, "filtered", {**me, "filter": best}, ("filtered", None))
         # stage 2: the first task must reach hurdle x the baseline's best (§3.2)
         first, rest = self.cfg.tasks[0], self.cfg.tasks[1:]
         carry = self._best_settings(parent_hash, first, self.cfg.carry_over)
@@ -230,9 +260,9 @@ class Search:
                                                                           k, carry), k)
         if err:
             return failed(first, err)
-        base = self.store.best(self.baseline, first) or 0.0
+        base = self.baseline_bar(first, self.cfg.settings_per_task)
         if best < self.cfg.hurdle * base:
-            return Outcome("child", h, "hurdle", {"parent": parent_hash, "first": best, "baseline": base},
+            return Outcome("child", h, "hurdle", {**me, "first": best, "baseline": base},
                            ("hurdle", None))
         # stage 3: every other task, then the score
         for t in rest:
@@ -245,9 +275,9 @@ class Search:
         if score is None:  # cannot happen once the baseline is checked; never store a made-up score
             return failed("score", "no score relative to the baseline")
         if self.defer_admit:
-            return Outcome("child", h, "scored", {"parent": parent_hash, "score": score}, ("scored", score))
-        add, remove = self.strategy.admit(self.view, h, score)
-        return Outcome("child", h, "scored", {"parent": parent_hash, "score": score, "pooled": bool(add)},
+            return Outcome("child", h, "scored", {**me, "score": score}, ("scored", score))
+        add, remove = self.admit(h, score)
+        return Outcome("child", h, "scored", {**me, "score": score, "pooled": bool(add)},
                        ("scored", score), add, remove)
 
 
@@ -392,7 +422,7 @@ def _admit(store: Store, search: Search, r: int, steps) -> None:
     with store.tx():  # the view reads the pool through the same connection: it sees each change
         for o in store.steps_outcomes(steps):
             if o["kind"] == "child" and o["outcome"] == "scored":
-                add, remove = search.strategy.admit(search.view, o["cell"], o["detail"]["score"])
+                add, remove = search.admit(o["cell"], o["detail"]["score"])
                 store.change_pool(o["step"], add, remove)
         store.close_round(r)
 

@@ -17,9 +17,12 @@ Schedules (``TrainConfig.schedule``):
   improved for ``patience`` (3) epochs, halve the learning rate every epoch for
   ``decay_epochs`` (4) more epochs, then stop; at most ``max_epochs``.
 
-A member whose loss turns NaN/inf or exceeds ``diverge_factor * log(classes)`` stops with
-status ``"diverged"``; it is a result, never an exception. Its parameters are left at their
-last finite values and the other members go on.
+A member whose loss turns NaN/inf, whose update would make a parameter NaN/inf, or whose
+training or validation loss exceeds ``diverge_factor * log(classes)`` stops
+with status ``"diverged"`` (score 0, whatever it reached before: the paper's rule is not
+known, [I]); it is a result, never an exception. Its parameters are left at their last
+finite values and the other members go on. With ``TrainConfig.members`` every program has
+the same member count, so a setting's result does not depend on its company.
 """
 
 from __future__ import annotations
@@ -119,9 +122,11 @@ def build_programs(loss: Callable, sums: Callable) -> _Programs:
         opt = optax.chain(optax.clip_by_global_norm(clip), optax.sgd(lr))
         updates, _ = opt.update(grads, opt.init(p), p)
         new = optax.apply_updates(p, updates)
-        ok = active & jnp.isfinite(value)
+        finite = jnp.isfinite(value) & jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(new)]))
+        ok = active & finite
         new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, p)  # a bad step changes nothing
-        return new, value
+        # an update that would make a parameter NaN/inf reports a NaN loss: the member diverged
+        return new, jnp.where(finite, value, jnp.nan)
 
     def train_chunk(params, statics, lr, clip, active, batches):
         def step(ps, batch):
@@ -219,14 +224,19 @@ def _schedule_epoch(m: _Member, metrics: dict[str, float], cfg: TrainConfig) -> 
 
 def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: TrainConfig,
                  on_steps: Callable[[int], None] | None) -> tuple[list[EvalResult], Any]:
+    """One program for ``group`` (settings of one shape); with ``cfg.members`` it is padded
+    with idle copies of the first setting to exactly that many members."""
     spec = task.spec
     key = (cell.hash, spec, hidden, group[0].layers, cfg.unroll)
     progs = cached_programs(key, lambda: _make_programs(cell, spec, hidden, group[0].layers, cfg.unroll))
     t0 = time.perf_counter()
+    real = len(group)
+    group = list(group) + [group[0]] * max(0, cfg.members - real)
     # host-side init (NumPy, no compilation), stacked along the settings axis
     each = [init_model(h.seed, cell, spec, hidden, h.layers, h.init_scale) for h in group]
     params = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *each)
-    return run_members(key, progs, params, (), group, task, cfg, on_steps, t0=t0)
+    results, params = run_members(key, progs, params, (), group, task, cfg, on_steps, real=real, t0=t0)
+    return results, jax.tree.map(lambda a: a[:real], params)
 
 
 def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[HParams], task: Task,
@@ -270,12 +280,16 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
             evaluate, c = _compiled(pkey, "eval", progs.evaluate, params, statics, eval_batches[0])
             compile_s += c
             for m, met in zip(members, _evaluate(evaluate, params, statics, eval_batches, spec, k), strict=True):
-                if m.active:
+                if m.active and not met["nll"] <= limit:  # NaN/inf or past the kill rule: never a score
+                    m.status, m.active = "diverged", False
+                elif m.active:
                     _schedule_epoch(m, met, cfg)
     wall = time.perf_counter() - t0
     out = []
     for h, m in zip(group[:real], members[:real], strict=True):
-        if m.status == "diverged" or m.best is None:
+        if m.status == "diverged" and cfg.after_divergence == "best" and m.best is not None:
+            metrics, status, score = {**m.best, "diverged_after": m.steps}, "ok", m.best["score"]
+        elif m.status == "diverged" or m.best is None:
             metrics = {"score": 0.0}
             status, score = ("diverged" if m.status == "diverged" else "ok"), 0.0
         else:
@@ -322,7 +336,9 @@ def train_and_evaluate(
         n = hidden_size(cell.graph, h.param_budget, h.layers)
         groups.setdefault((h.layers, n), []).append(i)
     results: list[EvalResult | None] = [None] * len(settings)
-    for (_, n), idx in groups.items():
+    width = config.members or len(settings)
+    chunks = [(n, idx[j:j + width]) for (_, n), idx in groups.items() for j in range(0, len(idx), width)]
+    for n, idx in chunks:
         group, params = _train_group(cell, task, [settings[i] for i in idx], n, config, on_steps)
         for j, (i, r) in enumerate(zip(idx, group, strict=True)):
             r = r._replace(metrics={**r.metrics, "hidden": n})

@@ -184,3 +184,29 @@ def test_music_on_the_real_files(data_dir, which):
     assert len({b.inputs.shape for b in task.eval_batches("valid")}) == 1
     (r,) = train_and_evaluate(find_seed("LSTM"), task, settings(1), TrainConfig(steps=10, batch_size=8, chunk=10))
     assert r.status == "ok" and 0 < r.metrics["nll"] < 88 * np.log(2) * 2
+
+
+def test_a_setting_does_not_depend_on_its_company():
+    """With a fixed member count, a setting alone and beside others gives the same numbers."""
+    from dataclasses import replace
+
+    task = make_task("memorize", eval_batches=1, eval_batch_size=8)
+    cfg = TrainConfig(steps=30, batch_size=4, chunk=10, members=4)
+    mine = HParams(learning_rate=2.0, param_budget=500, seed=3)
+    others = [replace(mine, learning_rate=lr, seed=s) for lr, s in ((0.5, 1), (1.0, 2), (3.0, 4))]
+    (alone,) = train_and_evaluate(find_seed("GRU"), task, [mine], cfg)
+    company = train_and_evaluate(find_seed("GRU"), task, [*others[:2], mine, others[2]], cfg)
+    assert company[2].metrics == alone.metrics and company[2].status == alone.status
+
+
+def test_an_update_to_non_finite_parameters_is_diverged_never_a_score():
+    """A step whose update writes inf/NaN parameters (an infinite learning rate on the last
+    step, so every training loss seen was finite) is ``diverged``, and so is one whose
+    parameters stay finite but whose validation loss is past the kill rule."""
+    task = make_task("memorize", eval_batches=1, eval_batch_size=8)
+    cfg = TrainConfig(steps=1, batch_size=4, chunk=1)
+    ok, nan, huge = train_and_evaluate(find_seed("LSTM"), task, [HParams(learning_rate=lr, param_budget=500)
+                                                                  for lr in (1.0, float("inf"), 1e38)], cfg)
+    assert ok.status == "ok" and ok.score > 0
+    for r in (nan, huge):
+        assert r.status == "diverged" and r.score == 0.0
