@@ -97,6 +97,13 @@ def args_mutate(s) -> None:
     s.add_argument("--space", default=DEFAULT_SPACE, help="search space for the mutation sets")
     s.add_argument("--dedup", type=positive_int, metavar="N", default=0,
                    help="also mutate N times and report how many children were duplicates")
+    full = SearchConfig()
+    s.add_argument("--edits", default=full.edits,
+                   help=f"edits per child: K, K-L (drawn uniformly) or 'paper' (§3.5: every computation node with "
+                        f"p ~ U[0, --rate]); default {full.edits}, as the search")
+    s.add_argument("--rate", type=unit_float, default=full.mutation_rate,
+                   help=f"with --edits paper: the largest per-node edit probability (default {full.mutation_rate:g})")
+    s.add_argument("--quiet", action="store_true", help="print only the summary (with -n in the hundreds)")
 
 
 def args_train(s) -> None:
@@ -148,7 +155,14 @@ def args_search(s) -> None:
     full, quick = SearchConfig(), quick_config()
     s.add_argument("--quick", action="store_true",
                    help="a small search that runs on a laptop CPU in 5-7 minutes")
-    s.add_argument("--space", default=None, help=f"search space (default {DEFAULT_SPACE})")
+    s.add_argument("--space", default=None,
+                   help=f"search space: a built-in name or your own FILE.py, checked as the built-in ones "
+                        f"(default {DEFAULT_SPACE})")
+    s.add_argument("--pool-seeds", default=None, metavar="A,B",
+                   help="the starting pool: seeds of the space and/or cell JSON files (default the space's POOL_SEEDS)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", dest="settings",
+                   help="any other search setting, e.g. edits=1, hurdle=0.8, reeval_prob=0.3, "
+                        "filter_hparams.learning_rate=0.5,1,2, train.steps=800 (repeatable; stored with the search)")
     s.add_argument("--tasks", default=None, help="comma-separated tasks; the first is the hurdle "
                    f"(default {','.join(full.tasks)}; --quick: {','.join(quick.tasks)})")
     budget = s.add_argument_group("budget (whichever ends first; a resumed search counts what the store holds)")

@@ -1,8 +1,9 @@
 """What each ``cellsearch`` verb does (the parser is :mod:`cellsearch.cli`).
 
-Each function takes the parsed arguments and returns the exit status. JAX is imported only
-by the verbs that train (``train``, ``search``); ``seeds``, ``show``, ``mutate``, ``top``
-and ``export`` stay on the graph layer and the store.
+Each function takes the parsed arguments and returns the exit status (``train`` is in
+:mod:`cellsearch.train_commands`). JAX is imported only by the verbs that train or probe
+(``train``, ``search``, ``mutate``); ``seeds``, ``show``, ``top`` and ``export`` stay on the
+graph layer and the store.
 """
 
 from __future__ import annotations
@@ -12,27 +13,7 @@ import sys
 
 from cellsearch.config import DEFAULT_DB
 from cellsearch.errors import CellSearchError, ConfigError
-
-
-def parse_options(items: list[str] | None) -> dict:
-    """``["max_digits=4", "seq_len=32"]`` -> ``{"max_digits": 4, "seq_len": 32}`` (numbers parsed).
-
-    >>> parse_options(["max_digits=4", "distractor_p=0.5", "name=a"])
-    {'max_digits': 4, 'distractor_p': 0.5, 'name': 'a'}
-    """
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--task-opt needs KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        for cast in (int, float):
-            try:
-                v = cast(v)
-                break
-            except ValueError:
-                continue
-        out[k] = v
-    return out
+from cellsearch.train_commands import train  # noqa: F401 (a verb)
 
 
 def _emit(text: str, out: str | None) -> None:
@@ -105,191 +86,46 @@ def mutate(args) -> int:
     import numpy as np
 
     from cellsearch.canon import structural_hash
+    from cellsearch.errors import ConfigError
+    from cellsearch.mutate import EditCount
     from cellsearch.mutate import mutate as mutate_cell
+    from cellsearch.probe import liveness
     from cellsearch.render import to_equations
     from cellsearch.spaces import load_space, resolve_cell
 
+    try:
+        count = EditCount.parse(args.edits)
+    except ValueError as e:
+        raise ConfigError(f"--edits: {e}") from None
     space = load_space(args.space)
     parent = resolve_cell(args.name, args.space)
     rng = np.random.default_rng(args.seed)
-    print(f"# {args.n} children of {args.name} ({structural_hash(parent)}), seed {args.seed}")
+    print(f"# {args.n} children of {args.name} ({structural_hash(parent)}), seed {args.seed}, edits {count}"
+          + (f" (p ~ U[0, {args.rate:g}])" if count.paper else ""))
+    n_edits, verdicts = [], []
     for k in range(args.n):
-        child, edits = mutate_cell(parent, rng=rng, space=space)
-        print(f"\n## child {k + 1}: {structural_hash(child)}")
+        child, edits = mutate_cell(parent, rng=rng, space=space, edits=count, max_rate=args.rate)
+        why = liveness(child)
+        n_edits.append(len(edits))
+        verdicts.append((why or "alive").split(":")[0])
+        if args.quiet:
+            continue
+        print(f"\n## child {k + 1}: {structural_hash(child)}  ({len(edits)} edits; probe: {why or 'alive'})")
         for e in edits:
             print(f"#   {e.name} at {e.node}: {e.detail}")
         for line in to_equations(child):
             print(line)
+    hist = ", ".join(f"{v}: {n_edits.count(v)}" for v in sorted(set(n_edits)))
+    dead = {v: verdicts.count(v) for v in sorted(set(verdicts)) if v != "alive"}
+    print(f"\n# edits per child: mean {np.mean(n_edits):.2f} ({hist})")
+    print(f"# liveness probe: {verdicts.count('alive')} of {args.n} alive"
+          + (" (" + ", ".join(f"{n} {v}" for v, n in dead.items()) + ")" if dead else ""))
     if args.dedup:
         from cellsearch.dedup import mutation_stream_stats
 
         stats = mutation_stream_stats(parent, space=space, n=args.dedup, seed=args.seed)
         print(f"\n# duplicates in a stream of {stats['children']} children: "
               f"{stats['structural']} structural, {stats['functional']} functional, {stats['new']} new")
-    return 0
-
-
-# ----------------------------------------------------------------------------- training
-
-
-EXPLICIT = ("preset", "lr", "init_scale", "init", "clip", "dropout", "hidden", "bptt", "epochs", "lr_decay",
-            "decay_after", "seeds", "save", "max_windows")
-PROTOCOL_ONLY = ("preset", "dropout", "bptt", "epochs", "lr_decay", "decay_after", "save", "max_windows")
-
-
-def train(args) -> int:
-    from cellsearch.spaces import resolve_cell
-    from cellsearch.tasks import TASKS
-
-    explicit = any(getattr(args, k) is not None for k in EXPLICIT)
-    explicit = explicit or args.schedule == "zaremba"
-    graph = resolve_cell(args.name)
-    if args.layers is not None and explicit and len(args.layers) != 1:
-        raise ConfigError(f"--layers takes one count with explicit settings, got {','.join(map(str, args.layers))}")
-    if not args.no_compile_cache:
-        from cellsearch.train import enable_compilation_cache
-
-        enable_compilation_cache(args.compile_cache)
-    if explicit and TASKS[args.task].data:
-        return _train_protocol(args, graph)
-    if explicit:
-        bad = [k for k in PROTOCOL_ONLY if getattr(args, k) is not None] + (["schedule zaremba"]
-                                                                            if args.schedule == "zaremba" else [])
-        if bad:
-            raise ConfigError(f"--{bad[0].replace('_', '-')} belongs to the standard protocol of ptb, nottingham and "
-                              f"pianomidi, not to {args.task!r}")
-    return _train_settings(args, graph, explicit)
-
-
-def _train_settings(args, graph, explicit: bool) -> int:
-    """The search's trainer: K sampled settings at once, or one explicit setting per seed."""
-    import numpy as np
-
-    from cellsearch.config import TrainConfig
-    from cellsearch.graph import param_count
-    from cellsearch.hparams import HParams, HParamSpace
-    from cellsearch.progress import progress_bar
-    from cellsearch.tasks import TASKS, make_task, task_options
-    from cellsearch.train import train_and_evaluate
-
-    task = make_task(args.task, **task_options(args.task, parse_options(args.task_opt), args.data_dir))
-    layers = args.layers or (1,)
-    budget = args.budget or TASKS[args.task].budget
-    if explicit:
-        if args.hidden:
-            budget = layers[0] * param_count(graph, args.hidden)
-        init_scale = args.init_scale or 1.0
-        if args.init is not None:
-            from cellsearch.hparams import hidden_size
-
-            init_scale = args.init * float(np.sqrt(args.hidden or hidden_size(graph, budget, layers[0])))
-        base = HParams(learning_rate=args.lr or 0.5, init_scale=init_scale, max_grad_norm=args.clip or 5.0,
-                       layers=layers[0], param_budget=budget)
-        settings = [HParams(**{**base.__dict__, "seed": s}) for s in (args.seeds or (args.seed,))]
-    else:
-        space = HParamSpace(layers=layers, param_budget=(budget,))
-        settings = space.sample(np.random.default_rng(args.seed), args.settings, seed_base=args.seed * 1000)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size or 20, schedule=args.schedule or "fixed",
-                      steps_per_epoch=args.steps_per_epoch, data_seed=args.seed)
-    prog = progress_bar()
-    with prog:
-        tid = prog.add_task(f"{args.name} on {args.task}", total=len(settings) * args.steps)
-        results = train_and_evaluate(graph, task, settings, cfg, on_steps=lambda n: prog.advance(tid, n))
-    keys = [k for k in ("accuracy", "closing_accuracy", "nll", "perplexity") if k in results[0].metrics]
-    head = f"{'#':>2} {'lr':>6} {'init':>5} {'clip':>5} {'L':>2} {'hidden':>6} {'status':>9} {'score':>8} " + \
-        " ".join(f"{k:>10}" for k in keys)
-    print(head)
-    for i, r in enumerate(results):
-        h = r.hparams
-        vals = " ".join(f"{r.metrics.get(k, float('nan')):>10.4f}" for k in keys)
-        print(f"{i:>2} {h.learning_rate:>6g} {h.init_scale:>5g} {h.max_grad_norm:>5g} {h.layers:>2} "
-              f"{r.metrics.get('hidden', 0):>6} {r.status:>9} {r.score:>8.4f} {vals}")
-    best = max(results, key=lambda r: r.score)
-    print(f"best score {best.score:.4f} (setting {results.index(best)}); "
-          f"compile {sum(r.compile_s for r in results):.1f}s, total {sum(r.wall_s for r in results):.1f}s")
-    if explicit and len(results) > 1:
-        import statistics
-
-        sc = [r.score for r in results]
-        print(f"over seeds {','.join(str(h.seed) for h in settings)}: score {statistics.mean(sc):.4f} "
-              f"+- {statistics.stdev(sc):.4f}")
-    return 0
-
-
-def protocol_config(args, graph):
-    """The :class:`~cellsearch.config.ProtocolConfig` of ``train``'s explicit settings."""
-    import math
-
-    from cellsearch.config import PRESETS, ProtocolConfig
-    from cellsearch.hparams import hidden_size
-    from cellsearch.tasks import TASKS
-
-    cfg = PRESETS[args.preset] if args.preset else ProtocolConfig()
-    layers = args.layers[0] if args.layers else cfg.layers
-    hidden = args.hidden
-    if hidden is None and (args.budget or not args.preset):
-        hidden = hidden_size(graph, args.budget or TASKS[args.task].budget, layers)
-    hidden = hidden or cfg.hidden
-    init = args.init if args.init is not None else (args.init_scale / math.sqrt(hidden) if args.init_scale else None)
-    from cellsearch.protocol import with_overrides
-
-    return with_overrides(cfg, hidden=hidden, layers=layers, init=init, lr=args.lr, clip=args.clip,
-                          dropout=args.dropout, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs,
-                          schedule=args.schedule, lr_decay=args.lr_decay, decay_after=args.decay_after,
-                          max_windows=args.max_windows)
-
-
-def _train_protocol(args, graph) -> int:
-    """The standard protocol (Zaremba 2014 / Boulanger-Lewandowski 2012), one run per seed."""
-    import os
-    import statistics
-    from dataclasses import replace
-
-    from rich.console import Console
-
-    from cellsearch.config import PUBLISHED
-    from cellsearch.progress import progress_bar
-    from cellsearch.protocol import groups, run_protocol, stream_data, windows
-
-    if args.task_opt:
-        raise ConfigError("--task-opt does not apply to the standard protocol (it reads the whole splits)")
-    base = protocol_config(args, graph)
-    data = stream_data(args.task, args.data_dir)
-    metric = "nll" if data.dense else "perplexity"
-    seeds = args.seeds or (args.seed,)
-    console = Console(stderr=True)
-    n_win = sum(sum(1 for _ in windows(r, ln, base.bptt)) for r, ln in groups(data, "train", base.batch_size))
-    if base.max_windows:
-        n_win = min(n_win, base.max_windows)
-    console.print(f"{args.name} on {args.task}: {base.layers}x{base.hidden}, init {base.init:g}, lr {base.lr:g} "
-                  f"({base.schedule}), clip {base.clip:g}, dropout {base.dropout:g}, batch {base.batch_size}, "
-                  f"bptt {base.bptt}, {base.epochs} epochs of {n_win} windows; seeds {','.join(map(str, seeds))}")
-    results = []
-    for s in seeds:
-        cfg = replace(base, seed=s)
-        save = args.save and (os.path.join(args.save, f"seed-{s}") if len(seeds) > 1 else args.save)
-        bar = progress_bar(f"seed {s}" + " {task.description}", info=True)
-        with bar:
-            tid = bar.add_task("", total=cfg.epochs * n_win, info="")
-
-            def on_epoch(row, tid=tid, bar=bar, s=s):
-                line = (f"seed {s} epoch {row['epoch']:>2}/{base.epochs} lr {row['lr']:.4g} train {metric} "
-                        f"{row['train'][metric]:.2f} valid {metric} {row['valid'][metric]:.2f} ({row['seconds']:.0f}s)")
-                bar.update(tid, completed=row["epoch"] * n_win, info=f"valid {row['valid'][metric]:.2f}")
-                console.print(line)
-
-            r = run_protocol(graph, data, cfg, save_dir=save or None, on_epoch=on_epoch,
-                             on_window=lambda n, tid=tid, bar=bar: bar.advance(tid, n))
-        results.append(r)
-        print(f"seed {s}: valid {metric} {r['valid'][metric]:.2f}, test {metric} {r['test'][metric]:.2f} "
-              f"after {r['epochs']} epochs" + (f"; saved to {save}" if save else ""))
-    if len(results) > 1:
-        for split in ("valid", "test"):
-            v = [r[split][metric] for r in results]
-            print(f"{split} {metric}: {statistics.mean(v):.2f} +- {statistics.stdev(v):.2f} over {len(v)} seeds")
-    if args.preset in PUBLISHED and args.task == "ptb":
-        pv, pt = PUBLISHED[args.preset]
-        print(f"published ({args.preset}, Zaremba et al. 2014, LSTM): valid {pv} / test {pt}")
     return 0
 
 
@@ -300,12 +136,14 @@ def search_config(args):
     """The :class:`~cellsearch.config.SearchConfig` of ``cellsearch search``'s arguments."""
     from dataclasses import replace
 
-    from cellsearch.config import SearchConfig, quick_config
+    from cellsearch.config import SearchConfig, quick_config, with_settings
 
     base = quick_config() if args.quick else SearchConfig()
     changes = {}
     if args.space:
-        changes["space"] = args.space
+        changes.update(_space_setting(args.space))
+    if args.pool_seeds:
+        changes.update(_pool_setting(args.pool_seeds))
     if args.tasks:
         changes["tasks"] = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     if args.strategy:
@@ -323,15 +161,51 @@ def search_config(args):
         changes["pool_size"] = args.pool_size
     if args.population:
         changes["population"] = args.population
-    train = {k: v for k, v in (("steps", args.steps), ("schedule", args.schedule),
-                               ("steps_per_epoch", args.steps_per_epoch)) if v is not None}
-    if train:
-        changes["train"] = replace(base.train, **train)
+    schedule = {k: v for k, v in (("steps", args.steps), ("schedule", args.schedule),
+                                  ("steps_per_epoch", args.steps_per_epoch)) if v is not None}
+    if schedule:
+        changes["train"] = replace(base.train, **schedule)
     if args.filter_steps:
         changes["filter_train"] = replace(base.filter_train, steps=args.filter_steps)
     if args.data_dir:
         changes["data_dir"] = args.data_dir
-    return replace(base, **changes)
+    return with_settings(replace(base, **changes), args.settings)
+
+
+def _space_setting(space: str) -> dict:
+    """``--space``: a built-in name, or a file (stored by absolute path and content digest)."""
+    import os
+
+    from cellsearch.spaces import space_digest
+
+    if not space.endswith(".py"):
+        return {"space": space}
+    path = os.path.abspath(space)
+    if not os.path.isfile(path):
+        raise ConfigError(f"--space: the file {space!r} does not exist")
+    return {"space": path, "space_sha": space_digest(path)}
+
+
+def _pool_setting(text: str) -> dict:
+    """``--pool-seeds A,B``: seed names of the space, or cell JSON files (stored whole)."""
+    import os
+
+    from cellsearch.graph import load, to_json
+
+    names, cells = [], {}
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        if item.endswith(".json"):
+            name = os.path.splitext(os.path.basename(item))[0]
+            cells[name] = to_json(load(item), None)
+            item = name
+        if item in names:
+            raise ConfigError(f"--pool-seeds: {item!r} is named twice")
+        names.append(item)
+    if not names:
+        raise ConfigError("--pool-seeds: no seed given")
+    return {"pool_seeds": tuple(names), "cells_json": cells}
 
 
 def search(args) -> int:
@@ -390,9 +264,13 @@ def search(args) -> int:
     print(f"{s.children} children evaluated ({s.scored} scored, {s.filtered} filtered, {s.hurdle} below the hurdle, "
           f"{s.errors} errors; {s.duplicates} duplicates skipped), {s.evaluations} evaluations, {s.steps} steps, "
           f"{s.wall_s:.0f}s this run; stopped on {s.stopped}")
+    if s.probe_rejected:
+        print(f"{s.probe_rejected} dead children (liveness probe) were resampled before any training")
     if s.best:
         h, score = s.best[0]
-        print(f"best cell {h} with score {score:.4f}; see `cellsearch top --db {args.db}` and "
+        what = ("a seed: no child has beaten the seeds yet" if s.best_origin.startswith("seed:")
+                else "a child found by the search, " + ("above" if score > 1 else "below") + " the baseline")
+        print(f"best cell {h} with score {score:.4f} ({what}); see `cellsearch top --db {args.db}` and "
               f"`cellsearch show {h} --db {args.db}`")
     return 0
 

@@ -65,6 +65,12 @@ class TrainConfig:
       after_divergence: a setting that diverges after a validation point: ``"fail"`` (ours:
         status ``diverged``, score 0) or ``"best"`` (keep its best checkpoint's score, as
         early stopping would); the paper does not say ([I]).
+      rungs, bar: successive halving within a stage. At a validation point ``step`` listed in
+        ``rungs`` as ``(step, fraction)``, a setting whose best score so far is below
+        ``fraction * bar`` stops (its result keeps its best score and ``stopped_at``). The
+        search sets ``bar`` to the stage's bar (the filter's threshold; the hurdle times the
+        baseline's); the fractions are derived from stored curves (``benchmarks/rungs.py``).
+        A rung's step must be a validation point (a multiple of ``eval_every``).
     """
 
     steps: int = 500
@@ -81,6 +87,8 @@ class TrainConfig:
     eval_split: str = "valid"
     members: int = 0
     after_divergence: str = "fail"
+    rungs: tuple[tuple[int, float], ...] = ()
+    bar: float = 0.0
 
     def __post_init__(self):
         if self.after_divergence not in ("fail", "best"):
@@ -89,6 +97,11 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         _require(self, ("steps", "batch_size", "chunk", "steps_per_epoch"), lambda v: v >= 1, ">= 1")
         _require(self, ("members",), lambda v: v >= 0, ">= 0")
+        every = self.steps_per_epoch if self.schedule == "paper" else (self.eval_every or self.steps)
+        for step, frac in self.rungs:
+            if step % every or not 0 < step <= self.steps or not 0 <= frac <= 1:
+                raise ConfigError(f"TrainConfig.rungs: ({step}, {frac}) must be a validation point (a multiple of "
+                                  f"{every}, at most {self.steps}) with a fraction in [0, 1]")
         if self.eval_split not in ("valid", "test"):
             raise ConfigError(f"eval_split must be 'valid' or 'test', got {self.eval_split!r}")
 
@@ -112,7 +125,10 @@ class SearchConfig:
     it are listed in the README's fidelity section.
     """
 
-    space: str = DEFAULT_SPACE
+    space: str = DEFAULT_SPACE  # a built-in space's name, or a user's FILE.py
+    space_sha: str = ""  # SHA-256 of a space file (an edited file is another space)
+    pool_seeds: tuple[str, ...] = ()  # the starting pool (default: the space's POOL_SEEDS); names or cells_json keys
+    cells_json: dict[str, str] = field(default_factory=dict)  # name -> graph JSON of pool seeds given as files
     tasks: tuple[str, ...] = PAPER_TASKS
     strategy: str = "paper"
     seed: int = 0
@@ -194,10 +210,11 @@ class SearchConfig:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["tasks"] = tuple(d["tasks"])
+        d["pool_seeds"] = tuple(d.get("pool_seeds", ()))
         for k in ("hparams", "filter_hparams"):
             d[k] = HParamSpace(**{f: tuple(v) for f, v in d[k].items()})
         for k in ("train", "filter_train"):
-            d[k] = TrainConfig(**d[k])
+            d[k] = TrainConfig(**{**d[k], "rungs": tuple(tuple(r) for r in d[k].get("rungs", ()))})
         d["budgets"] = {t: tuple(v) for t, v in d["budgets"].items()}
         return cls(**d)
 
@@ -207,6 +224,61 @@ class SearchConfig:
         for k in ("candidates", "hours", "data_dir"):
             d.pop(k)
         return d
+
+
+def _cast(text: str, like: Any, key: str):
+    """``text`` as the type of ``like`` (the field's current value)."""
+    try:
+        if isinstance(like, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return text.lower() in ("true", "1", "yes")
+        if key.endswith("rungs"):  # STEP:FRACTION,...
+            return tuple((int(a), float(b)) for a, _, b in (v.strip().partition(":") for v in text.split(","))
+                         if a) if text.strip().lower() not in ("", "none") else ()
+        if isinstance(like, tuple):
+            kind = type(like[0]) if like else str
+            return tuple(_cast(v.strip(), kind(), key) for v in text.split(",") if v.strip())
+        if like is None:
+            return None if text.lower() == "none" else float(text) if "." in text else int(text)
+        if isinstance(like, int | float | str):
+            return type(like)(text)
+    except ValueError:
+        raise ConfigError(f"--set {key}={text}: expected {type(like).__name__}"
+                          + (f" (comma-separated {type(like[0]).__name__}s)" if isinstance(like, tuple) and like else "")
+                          ) from None
+    raise ConfigError(f"--set {key}: this field ({type(like).__name__}) cannot be set from the command line")
+
+
+def with_settings(cfg: SearchConfig, items: list[str]) -> SearchConfig:
+    """``cfg`` with ``--set KEY=VALUE`` items applied: a field of :class:`SearchConfig`
+    (``hurdle=0.8``, ``edits=1``, ``reeval_prob=0.3``), or a field of one of its parts with
+    a dot (``filter_hparams.learning_rate=0.3,1,2``, ``train.steps=800``). Lists are
+    comma-separated; the result is checked as any config is.
+
+    >>> with_settings(SearchConfig(), ["hurdle=0.8", "filter_hparams.learning_rate=0.3,1"]).filter_hparams.learning_rate
+    (0.3, 1.0)
+    """
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        head, _, sub = key.partition(".")
+        names = {f.name for f in fields(SearchConfig)}
+        if head not in names or head in ("budgets", "task_options", "cells_json"):
+            raise ConfigError(f"--set: unknown setting {head!r}; settings: {', '.join(sorted(names))}")
+        current = getattr(cfg, head)
+        if sub:
+            if not hasattr(current, "__dataclass_fields__") or sub not in current.__dataclass_fields__:
+                raise ConfigError(f"--set: {head!r} has no field {sub!r}")
+            value = replace(current, **{sub: _cast(text.strip(), getattr(current, sub), key)})
+        else:
+            if hasattr(current, "__dataclass_fields__"):
+                raise ConfigError(f"--set: {head!r} has parts; set one with {head}.FIELD=VALUE")
+            value = _cast(text.strip(), current, key)
+        cfg = replace(cfg, **{head: value})
+    return cfg
 
 
 def quick_config(**overrides) -> SearchConfig:

@@ -45,10 +45,18 @@ def describe(store: Store, ref: str) -> str:
     baseline = load_space(cfg.space).baseline
     lines = [f"# cell {row['id']} ({row['hash']}): {row['origin']}, status {row['status']}"
              + (f", score {score:.4f} (min over tasks of best / {baseline}'s best)" if score is not None else "")]
-    if row["status"] == "error":
-        step = store.step_of(row["hash"])
-        if step is not None and step["detail"].get("error"):
-            lines.append(f"# error in stage {step['detail'].get('stage')}: {step['detail']['error']}")
+    step = store.step_of(row["hash"])
+    detail = step["detail"] if step is not None else {}
+    if row["status"] == "error" and detail.get("error"):
+        lines.append(f"# error in stage {detail.get('stage')}: {detail['error']}")
+    if detail.get("stopped_at"):
+        stage = cfg.filter_task if step["outcome"] == "filtered" else cfg.tasks[0]
+        lines.append(f"# {step['outcome']}: stopped at the rung after {detail['stopped_at']} steps of {stage} "
+                     "(successive halving: its settings could not reach the stage's bar)")
+    if detail.get("probe_rejected"):
+        dead = detail["probe_rejected"]
+        lines.append(f"# proposed after {sum(dead.values())} dead sibling(s) failed the liveness probe ("
+                     + ", ".join(f"{n} {why}" for why, n in sorted(dead.items())) + ") and were resampled")
     lines += to_equations(g)
     lines.append("")
     lines.append("# metrics (best setting per task)")

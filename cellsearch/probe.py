@@ -4,8 +4,8 @@ Many random children are dead on arrival, and each used to cost a whole filter r
 zero initial carry, at the filter's initialisation, the probe runs the cell on a short random
 input sequence (inputs at the embedding's scale) and rejects it when
 
-* ``zero-state``: the output stays exactly zero for every step (the zero state is a fixed
-  point, as in ``h' = u * h`` or ``h' = h * tanh(c')``), or
+* ``zero-state``: a state stays exactly zero for every step (the zero state is a fixed
+  point, as in ``h' = u * h``, ``h' = h * tanh(c')`` or ``c' = f * c * i * g``), or
 * ``no-gradient``: the outputs do not move with the parameters (a directional derivative
   along a random direction is exactly zero, or not finite), or
 * ``unbounded``: a state leaves ``[-bound, bound]`` (or is not finite) within ``steps`` steps
@@ -36,7 +36,9 @@ from cellsearch.hparams import hidden_size
 class ProbeConfig:
     """The probe's settings: the filter's parameter budget and initialisation scale (so the
     probe sees the cell the filter would train), the steps run from the zero state, the
-    steps the gradient is taken through, the bound on every state, and the seed."""
+    steps the gradient is taken through, the bound on every state, the seed, and whether a
+    weight layer must be followed by an activation (:func:`raw_linears`, a structural rule
+    and not a liveness one: off by default)."""
 
     budget: int = 20_000
     init_scale: float = 1.0
@@ -45,6 +47,21 @@ class ProbeConfig:
     bound: float = 1e3
     batch: int = 2
     seed: int = 0
+    activated_linears: bool = False
+
+
+def raw_linears(g: CellGraph) -> list[str]:
+    """The weight layers (``linear`` nodes that are not a Linear(a) activation) read by
+    anything but a squashing activation: NAS-Bench-NLP's generator puts an activation after
+    every linear node (``../shared/docs/anchors-3.md`` §1). MUT1, MUT2, GRU-RA and Greff's NIAF
+    break it (it is off by default).
+
+    >>> from cellsearch.spaces import find_seed
+    >>> raw_linears(find_seed("GRU"))
+    []
+    """
+    return [n for n, d in g.nodes(data=True) if d["op"] == "linear" and d.get("scale") is None
+            and any(g.nodes[v]["op"] not in ("tanh", "sigmoid", "relu") for v in g.successors(n))]
 
 
 _UNARY = {"tanh": np.tanh, "sigmoid": lambda v: 0.5 * (1.0 + np.tanh(0.5 * v)), "relu": lambda v: np.maximum(v, 0.0),
@@ -90,8 +107,8 @@ class _NumpyCell:
 
 
 def liveness(g: CellGraph, config: ProbeConfig = ProbeConfig()) -> str | None:
-    """``None`` if the cell is alive, else the reason it is not (``"zero-state: ..."``,
-    ``"no-gradient: ..."`` or ``"unbounded: ..."``).
+    """``None`` if the cell is alive, else the reason it is not (``"raw-linear: ..."``,
+    ``"zero-state: ..."``, ``"no-gradient: ..."`` or ``"unbounded: ..."``).
 
     >>> from cellsearch.graph import CellBuilder
     >>> b = CellBuilder("dead", states=("h",))
@@ -99,6 +116,10 @@ def liveness(g: CellGraph, config: ProbeConfig = ProbeConfig()) -> str | None:
     >>> liveness(b.build())[:10]
     'zero-state'
     """
+    if config.activated_linears:
+        raw = raw_linears(g)
+        if raw:
+            return f"raw-linear: linear node(s) {', '.join(raw)} feed something other than tanh, sigmoid or relu"
     n = hidden_size(g, config.budget, 1)
     params = {node: {k: np.asarray(w, np.float64) for k, w in p.items()}
               for node, p in compile_cell(g).init_numpy(config.seed, n, n, init_scale=config.init_scale).items()}
@@ -110,16 +131,19 @@ def liveness(g: CellGraph, config: ProbeConfig = ProbeConfig()) -> str | None:
     proj = rng.standard_normal((config.grad_steps, config.batch, n))
     zero = {st: np.zeros((config.batch, n)) for st in cell.states}
 
-    carry, moved = zero, False
+    carry, still = zero, set(cell.states)
     with np.errstate(all="ignore"):
         for t in range(config.steps):
             carry = cell.step(params, carry, xs[t])
             worst = max(float(np.max(np.abs(c))) for c in carry.values())
             if not np.isfinite(worst) or worst > config.bound:
                 return f"unbounded: a state reached {worst:.3g} (bound {config.bound:g}) at step {t + 1}"
-            moved = moved or bool(np.any(carry[out] != 0))
-        if not moved:
-            return f"zero-state: the output stayed exactly 0 for {config.steps} steps from the zero state"
+            for st in still:
+                if np.any(carry[st] != 0):
+                    still = still - {st}
+        if still:
+            which = ", ".join(sorted(still))
+            return f"zero-state: state {which} stayed exactly 0 for {config.steps} steps from the zero state"
         if not params:
             return None  # nothing to train, but the state moves (e.g. h' = h + x): the readout can learn
 

@@ -37,7 +37,7 @@ from cellsearch.storage import Store
 
 OUTCOMES = ("duplicate", "filtered", "hurdle", "error", "scored")
 COLOURS = {"duplicate": "#b0b0b0", "filtered": "#e6a23c", "hurdle": "#9b59b6", "error": "#d9534f",
-           "scored": "#2a7ab9", "seed": "#2e8b57", "mutation_failed": "#dddddd"}
+           "scored": "#2a7ab9", "seed": "#2e8b57", "mutation_failed": "#dddddd", "dead": "#555555"}
 
 
 def _data_uri(png: bytes) -> str:
@@ -120,12 +120,18 @@ def progress_figure(d: _Data) -> str:
 
 
 def funnel_figure(d: _Data) -> tuple[str, dict]:
-    counts = Counter(s["outcome"] for s in d.children())
+    children = d.children()
+    counts = Counter(s["outcome"] for s in children)
+    early = Counter(s["outcome"] for s in children if s["detail"].get("stopped_at"))
+    dead = sum(sum(s["detail"].get("probe_rejected", {}).values()) for s in children)
     fig, axes = _figure(11, 3.0, 2)
-    names = [o for o in OUTCOMES]
-    axes[0].barh(names, [counts.get(o, 0) for o in names], color=[COLOURS[o] for o in names])
-    for i, o in enumerate(names):
-        axes[0].text(counts.get(o, 0), i, f" {counts.get(o, 0)}", va="center", fontsize=9)
+    names = ["dead (probe)", *OUTCOMES]
+    values = [dead, *(counts.get(o, 0) for o in OUTCOMES)]
+    axes[0].barh(names, values, color=[COLOURS["dead"], *(COLOURS[o] for o in OUTCOMES)])
+    for i, (o, v) in enumerate(zip(names, values, strict=True)):
+        note = " resampled, never trained" if o == "dead (probe)" else \
+            f" ({early[o]} stopped at a rung)" if early.get(o) else ""
+        axes[0].text(v, i, f" {v}{note}", va="center", fontsize=9)
     axes[0].set_title("Outcome of every child")
     axes[0].invert_yaxis()
     compile_s = sum(e["compile_s"] for e in d.evals)
@@ -139,7 +145,7 @@ def funnel_figure(d: _Data) -> tuple[str, dict]:
     axes[1].set_title("Where the time went")
     n_children = sum(counts.values())
     stats = {"children": n_children, "span_s": span, "per_hour": n_children / span * 3600 if span > 0 else 0.0,
-             **{o: counts.get(o, 0) for o in OUTCOMES}}
+             **{o: counts.get(o, 0) for o in OUTCOMES}, "dead_at_probe": dead, "stopped_early": sum(early.values())}
     return _png(fig), stats
 
 
@@ -347,7 +353,9 @@ def build_report(db: str, out: str = "report.html", *, top: int = 10, analyze: i
                     "<h2>Progress</h2><p>No finished step yet.</p>"]
         kpis = (f"<span class='kpi'><b>{stats['children']}</b> children</span>"
                 f"<span class='kpi'><b>{stats.get('scored', 0)}</b> scored</span>"
-                f"<span class='kpi'><b>{stats['per_hour']:.0f}</b> children per hour</span>")
+                f"<span class='kpi'><b>{stats['per_hour']:.0f}</b> children per hour</span>"
+                f"<span class='kpi'><b>{stats.get('dead_at_probe', 0)}</b> dead at the probe (never trained)</span>"
+                f"<span class='kpi'><b>{stats.get('stopped_early', 0)}</b> stopped at a rung</span>")
         sections.append("<h2>Funnel and time</h2>" + kpis + (f"<img alt='funnel' src='{funnel_png}'/>" if funnel_png
                                                              else ""))
         tf = tasks_figure(d)

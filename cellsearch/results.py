@@ -109,15 +109,19 @@ class SearchSummary:
     wall_s: float
     best: list[tuple[str, float]]
     stopped: str
+    probe_rejected: int = 0  # children the liveness probe rejected (resampled, never trained)
+    best_origin: str = ""  # the best cell's origin ("seed:GRU", "mutation")
 
 
 def summarize(store: Store, config: SearchConfig, wall: float = 0.0, stopped: str = "", trained: int = 0
               ) -> SearchSummary:
     """Counts of a search's outcomes and its five best cells."""
     c = store.counts()
-    best = [(d["hash"], d["score"]) for d in leaderboard(store, config, 5)]
+    board = leaderboard(store, config, 5)
+    best = [(d["hash"], d["score"]) for d in board]
     return SearchSummary(
         steps=len(store.finished_steps()), children=store.children_done(), scored=c.get("child:scored", 0),
         duplicates=c.get("child:duplicate", 0), filtered=c.get("child:filtered", 0), hurdle=c.get("child:hurdle", 0),
         errors=c.get("child:error", 0), evaluations=sum(store.evaluation_counts().values()),
-        new_evaluations=trained, wall_s=wall, best=best, stopped=stopped)
+        new_evaluations=trained, wall_s=wall, best=best, stopped=stopped,
+        probe_rejected=sum(store.probe_rejections().values()), best_origin=board[0]["origin"] if board else "")

@@ -12,8 +12,8 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cellsearch.errors import ConfigError
-from cellsearch.graph import CellGraph, load
+from cellsearch.errors import CellSearchError, ConfigError
+from cellsearch.graph import CellGraph, load, validate
 from cellsearch.ops import check_binary_op, parse_activation
 
 DEFAULT_SPACE = "jozefowicz2015"
@@ -44,14 +44,47 @@ def space_names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(search_spaces.__path__) if not m.name.startswith("_"))
 
 
+def _import_file(path: str):
+    """Imports a user's space module from its file (``--space my_space.py``)."""
+    import importlib.util
+    import os
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"search space file {path!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"cellsearch_user_space_{abs(hash(os.path.abspath(path)))}", path)
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as e:  # the user's code: any error is theirs to fix, named with the file
+        raise ConfigError(f"search space file {path!r} failed to import: {type(e).__name__}: {e}") from None
+    return mod
+
+
+def space_digest(name: str) -> str:
+    """The SHA-256 of a space given as a file (a search stores it: an edited file is another
+    space), ``""`` for a built-in space."""
+    import hashlib
+
+    if not name.endswith(".py"):
+        return ""
+    with open(name, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def load_space(name: str = DEFAULT_SPACE) -> SearchSpace:
-    """Imports ``search_spaces.<name>`` and checks its settings."""
+    """Imports ``search_spaces.<name>`` (or the module in the file ``name`` if it ends in
+    ``.py``: a user's own space) and checks its settings: ``SEEDS`` (name -> function
+    returning a cell graph), ``ACTIVATIONS``, ``BINARY_OPS``, ``MUTATIONS``, optional
+    ``OPERAND_RULE``, ``BASELINE`` and ``POOL_SEEDS``."""
     from cellsearch.mutate import MUTATIONS, OPERAND_RULES  # graph layer, no JAX
 
-    names = space_names()
-    if name not in names:
-        raise ConfigError(f"unknown search space {name!r}; spaces: {', '.join(names)}")
-    mod = importlib.import_module(f"search_spaces.{name}")
+    if name.endswith(".py"):
+        mod = _import_file(name)
+    else:
+        names = space_names()
+        if name not in names:
+            raise ConfigError(f"unknown search space {name!r}; spaces: {', '.join(names)} (or a FILE.py)")
+        mod = importlib.import_module(f"search_spaces.{name}")
     where = f"search space {name!r}"
     try:
         acts = tuple(mod.ACTIVATIONS)
@@ -73,6 +106,11 @@ def load_space(name: str = DEFAULT_SPACE) -> SearchSpace:
         for s in (baseline, *pool):
             if s not in seeds:
                 raise ConfigError(f"baseline/pool seed {s!r} is not one of its SEEDS ({', '.join(seeds)})")
+        for s, make in seeds.items():
+            try:
+                validate(make())
+            except CellSearchError as e:
+                raise ConfigError(f"seed {s!r} is not a valid cell: {e}") from None
     except AttributeError as e:
         raise ConfigError(f"{where} lacks a setting: {e}") from None
     except ConfigError as e:

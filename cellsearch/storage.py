@@ -335,6 +335,14 @@ class Store:
     def pool(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT cell_hash FROM pool ORDER BY added_step, cell_hash")]
 
+    def probe_rejections(self) -> dict[str, int]:
+        """Children rejected by the liveness probe (and resampled before training), by reason."""
+        out: dict[str, int] = {}
+        for (detail,) in self.conn.execute("SELECT detail FROM steps WHERE kind='child'"):
+            for why, n in json.loads(detail).get("probe_rejected", {}).items():
+                out[why] = out.get(why, 0) + n
+        return out
+
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT kind, outcome, COUNT(*) FROM steps GROUP BY kind, outcome").fetchall()
         return {f"{k}:{o}": n for k, o, n in rows}

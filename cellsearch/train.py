@@ -202,6 +202,17 @@ class _Member:
     active: bool = True
     steps: int = 0
     history: list[float] = field(default_factory=list)
+    stopped: int = 0  # the step of the rung that stopped it (0: not stopped)
+
+
+def rung_bar(cfg: TrainConfig, done: int) -> float:
+    """The score a setting must have reached (its best so far) after ``done`` steps to go on:
+    ``fraction * cfg.bar`` at a rung ``(step, fraction)`` of ``cfg.rungs``, else 0.
+
+    >>> rung_bar(TrainConfig(steps=4000, eval_every=1000, rungs=((1000, 0.5),), bar=0.9), 1000)
+    0.45
+    """
+    return max((f * cfg.bar for step, f in cfg.rungs if step == done), default=0.0)
 
 
 def _schedule_epoch(m: _Member, metrics: dict[str, float], cfg: TrainConfig) -> None:
@@ -284,9 +295,14 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
                     m.status, m.active = "diverged", False
                 elif m.active:
                     _schedule_epoch(m, met, cfg)
+                    if m.best["score"] < rung_bar(cfg, done):  # successive halving: cannot reach the bar
+                        m.active, m.stopped = False, done
     wall = time.perf_counter() - t0
     out = []
     for h, m in zip(group[:real], members[:real], strict=True):
+        curve = {"curve": [round(v, 5) for v in m.history]} if len(m.history) > 1 else {}
+        if m.stopped:
+            curve["stopped_at"] = m.stopped
         if m.status == "diverged" and cfg.after_divergence == "best" and m.best is not None:
             metrics, status, score = {**m.best, "diverged_after": m.steps}, "ok", m.best["score"]
         elif m.status == "diverged" or m.best is None:
@@ -294,7 +310,7 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
             status, score = ("diverged" if m.status == "diverged" else "ok"), 0.0
         else:
             metrics, status, score = m.best, "ok", m.best["score"]
-        out.append(EvalResult(h, status, float(score), metrics, m.steps, wall / real, compile_s / real))
+        out.append(EvalResult(h, status, float(score), {**metrics, **curve}, m.steps, wall / real, compile_s / real))
     return out, params
 
 

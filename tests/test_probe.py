@@ -135,7 +135,7 @@ def test_linear_a_starts_near_a_times_identity(a):
 
 def test_probe_config_is_the_filters():
     from cellsearch.config import SearchConfig
-    from cellsearch.search import _liveness
+    from cellsearch.search import liveness_check
 
-    assert _liveness(SearchConfig())(find_seed("LSTM")) is None
+    assert liveness_check(SearchConfig())(find_seed("LSTM")) is None
     assert ProbeConfig().budget == SearchConfig().filter_hparams.param_budget[0]

@@ -134,3 +134,16 @@ def test_config_json_round_trip():
 def test_hours_budget_stops_the_search(tmp_path):
     summary = run_search(tiny_config(candidates=None, hours=1e-7), str(tmp_path / "t.db"))
     assert summary.stopped == "time" and summary.steps == 0
+
+
+def test_the_cascade_stops_children_at_a_rung_and_resumes_exactly(tmp_path, monkeypatch):
+    """With filter rungs and a bar no tiny child can reach, children stop at the first rung;
+    the step says where, and a crash mid-search resumes to the same store."""
+    from cellsearch.config import TrainConfig
+
+    cfg = tiny_config(candidates=3, filter_threshold=0.99,
+                      filter_train=TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3, rungs=((3, 1.0),)))
+    crash_and_resume(cfg, tmp_path, monkeypatch, crash_at=7)
+    with Store(str(tmp_path / "full.db"), write=False) as st:
+        filtered = [o for o in st.steps_outcomes(st.finished_steps()) if o["outcome"] == "filtered"]
+        assert filtered and all(o["detail"]["stopped_at"] == 3 for o in filtered)

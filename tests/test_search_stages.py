@@ -79,7 +79,7 @@ def staged(cell, task, h):
 
 
 def cfg(**kw):
-    base = dict(candidates=12, reeval_prob=0.3, filter_threshold=0.95, hurdle=0.9, settings_per_task=2,
+    base = dict(candidates=15, reeval_prob=0.3, filter_threshold=0.95, hurdle=0.9, settings_per_task=2,
                 mutation_rate=0.5)
     return tiny_config(**(base | kw))
 
@@ -88,7 +88,7 @@ def test_stages_stop_the_children_they_should(tmp_path):
     db = str(tmp_path / "s.db")
     ex = Scripted(staged)
     s = run_search(cfg(), db, executor=ex)
-    assert s.children == 12
+    assert s.children == 15
     with Store(db, write=False) as st:
         seen = Counter()
         for r in st.cells("origin='mutation' AND status != 'duplicate'"):

@@ -210,3 +210,20 @@ def test_an_update_to_non_finite_parameters_is_diverged_never_a_score():
     assert ok.status == "ok" and ok.score > 0
     for r in (nan, huge):
         assert r.status == "diverged" and r.score == 0.0
+
+
+def test_a_rung_stops_a_setting_that_cannot_reach_the_bar():
+    """Successive halving: at a rung, a setting below fraction x bar stops (recorded with the
+    step it stopped at and its best score so far); without a bar nothing stops."""
+    from dataclasses import replace
+
+    task = make_task("memorize", eval_batches=1, eval_batch_size=8)
+    cfg = TrainConfig(steps=40, batch_size=4, chunk=10, eval_every=10, rungs=((10, 1.0), (20, 0.5)), bar=0.99)
+    stopped, free = (train_and_evaluate(find_seed("GRU"), task, settings(2, param_budget=500), c)
+                     for c in (cfg, replace(cfg, bar=0.0)))
+    for r in stopped:
+        assert r.status == "ok" and r.metrics["stopped_at"] == 10 and r.steps == 10 and r.score < 0.99
+    for r in free:
+        assert "stopped_at" not in r.metrics and r.steps == 40 and len(r.metrics["curve"]) == 4
+    with pytest.raises(ConfigError, match="validation point"):
+        TrainConfig(steps=40, eval_every=10, rungs=((15, 0.5),))

@@ -1,0 +1,190 @@
+"""What ``cellsearch train`` does: sampled settings as the search trains them, or one explicit
+setting under the standard protocol (:mod:`cellsearch.protocol`) on PTB and music.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cellsearch.errors import ConfigError
+
+
+def parse_options(items: list[str] | None) -> dict:
+    """``["max_digits=4", "seq_len=32"]`` -> ``{"max_digits": 4, "seq_len": 32}`` (numbers parsed).
+
+    >>> parse_options(["max_digits=4", "distractor_p=0.5", "name=a"])
+    {'max_digits': 4, 'distractor_p': 0.5, 'name': 'a'}
+    """
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--task-opt needs KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        for cast in (int, float):
+            try:
+                v = cast(v)
+                break
+            except ValueError:
+                continue
+        out[k] = v
+    return out
+
+
+EXPLICIT = ("preset", "lr", "init_scale", "init", "clip", "dropout", "hidden", "bptt", "epochs", "lr_decay",
+            "decay_after", "seeds", "save", "max_windows")
+PROTOCOL_ONLY = ("preset", "dropout", "bptt", "epochs", "lr_decay", "decay_after", "save", "max_windows")
+
+
+def train(args) -> int:
+    from cellsearch.spaces import resolve_cell
+    from cellsearch.tasks import TASKS
+
+    explicit = any(getattr(args, k) is not None for k in EXPLICIT)
+    explicit = explicit or args.schedule == "zaremba"
+    graph = resolve_cell(args.name)
+    if args.layers is not None and explicit and len(args.layers) != 1:
+        raise ConfigError(f"--layers takes one count with explicit settings, got {','.join(map(str, args.layers))}")
+    if not args.no_compile_cache:
+        from cellsearch.train import enable_compilation_cache
+
+        enable_compilation_cache(args.compile_cache)
+    if explicit and TASKS[args.task].data:
+        return _train_protocol(args, graph)
+    if explicit:
+        bad = [k for k in PROTOCOL_ONLY if getattr(args, k) is not None] + (["schedule zaremba"]
+                                                                            if args.schedule == "zaremba" else [])
+        if bad:
+            raise ConfigError(f"--{bad[0].replace('_', '-')} belongs to the standard protocol of ptb, nottingham and "
+                              f"pianomidi, not to {args.task!r}")
+    return _train_settings(args, graph, explicit)
+
+
+def _train_settings(args, graph, explicit: bool) -> int:
+    """The search's trainer: K sampled settings at once, or one explicit setting per seed."""
+    import numpy as np
+
+    from cellsearch.config import TrainConfig
+    from cellsearch.graph import param_count
+    from cellsearch.hparams import HParams, HParamSpace
+    from cellsearch.progress import progress_bar
+    from cellsearch.tasks import TASKS, make_task, task_options
+    from cellsearch.train import train_and_evaluate
+
+    task = make_task(args.task, **task_options(args.task, parse_options(args.task_opt), args.data_dir))
+    layers = args.layers or (1,)
+    budget = args.budget or TASKS[args.task].budget
+    if explicit:
+        if args.hidden:
+            budget = layers[0] * param_count(graph, args.hidden)
+        init_scale = args.init_scale or 1.0
+        if args.init is not None:
+            from cellsearch.hparams import hidden_size
+
+            init_scale = args.init * float(np.sqrt(args.hidden or hidden_size(graph, budget, layers[0])))
+        base = HParams(learning_rate=args.lr or 0.5, init_scale=init_scale, max_grad_norm=args.clip or 5.0,
+                       layers=layers[0], param_budget=budget)
+        settings = [HParams(**{**base.__dict__, "seed": s}) for s in (args.seeds or (args.seed,))]
+    else:
+        space = HParamSpace(layers=layers, param_budget=(budget,))
+        settings = space.sample(np.random.default_rng(args.seed), args.settings, seed_base=args.seed * 1000)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size or 20, schedule=args.schedule or "fixed",
+                      steps_per_epoch=args.steps_per_epoch, data_seed=args.seed)
+    prog = progress_bar()
+    with prog:
+        tid = prog.add_task(f"{args.name} on {args.task}", total=len(settings) * args.steps)
+        results = train_and_evaluate(graph, task, settings, cfg, on_steps=lambda n: prog.advance(tid, n))
+    keys = [k for k in ("accuracy", "closing_accuracy", "nll", "perplexity") if k in results[0].metrics]
+    head = f"{'#':>2} {'lr':>6} {'init':>5} {'clip':>5} {'L':>2} {'hidden':>6} {'status':>9} {'score':>8} " + \
+        " ".join(f"{k:>10}" for k in keys)
+    print(head)
+    for i, r in enumerate(results):
+        h = r.hparams
+        vals = " ".join(f"{r.metrics.get(k, float('nan')):>10.4f}" for k in keys)
+        print(f"{i:>2} {h.learning_rate:>6g} {h.init_scale:>5g} {h.max_grad_norm:>5g} {h.layers:>2} "
+              f"{r.metrics.get('hidden', 0):>6} {r.status:>9} {r.score:>8.4f} {vals}")
+    best = max(results, key=lambda r: r.score)
+    print(f"best score {best.score:.4f} (setting {results.index(best)}); "
+          f"compile {sum(r.compile_s for r in results):.1f}s, total {sum(r.wall_s for r in results):.1f}s")
+    if explicit and len(results) > 1:
+        import statistics
+
+        sc = [r.score for r in results]
+        print(f"over seeds {','.join(str(h.seed) for h in settings)}: score {statistics.mean(sc):.4f} "
+              f"+- {statistics.stdev(sc):.4f}")
+    return 0
+
+
+def protocol_config(args, graph):
+    """The :class:`~cellsearch.config.ProtocolConfig` of ``train``'s explicit settings."""
+    import math
+
+    from cellsearch.config import PRESETS, ProtocolConfig
+    from cellsearch.hparams import hidden_size
+    from cellsearch.tasks import TASKS
+
+    cfg = PRESETS[args.preset] if args.preset else ProtocolConfig()
+    layers = args.layers[0] if args.layers else cfg.layers
+    hidden = args.hidden
+    if hidden is None and (args.budget or not args.preset):
+        hidden = hidden_size(graph, args.budget or TASKS[args.task].budget, layers)
+    hidden = hidden or cfg.hidden
+    init = args.init if args.init is not None else (args.init_scale / math.sqrt(hidden) if args.init_scale else None)
+    from cellsearch.protocol import with_overrides
+
+    return with_overrides(cfg, hidden=hidden, layers=layers, init=init, lr=args.lr, clip=args.clip,
+                          dropout=args.dropout, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs,
+                          schedule=args.schedule, lr_decay=args.lr_decay, decay_after=args.decay_after,
+                          max_windows=args.max_windows)
+
+
+def _train_protocol(args, graph) -> int:
+    """The standard protocol (Zaremba 2014 / Boulanger-Lewandowski 2012), one run per seed."""
+    import statistics
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from cellsearch.config import PUBLISHED
+    from cellsearch.progress import progress_bar
+    from cellsearch.protocol import groups, run_protocol, stream_data, windows
+
+    if args.task_opt:
+        raise ConfigError("--task-opt does not apply to the standard protocol (it reads the whole splits)")
+    base = protocol_config(args, graph)
+    data = stream_data(args.task, args.data_dir)
+    metric = "nll" if data.dense else "perplexity"
+    seeds = args.seeds or (args.seed,)
+    console = Console(stderr=True)
+    n_win = sum(sum(1 for _ in windows(r, ln, base.bptt)) for r, ln in groups(data, "train", base.batch_size))
+    if base.max_windows:
+        n_win = min(n_win, base.max_windows)
+    console.print(f"{args.name} on {args.task}: {base.layers}x{base.hidden}, init {base.init:g}, lr {base.lr:g} "
+                  f"({base.schedule}), clip {base.clip:g}, dropout {base.dropout:g}, batch {base.batch_size}, "
+                  f"bptt {base.bptt}, {base.epochs} epochs of {n_win} windows; seeds {','.join(map(str, seeds))}")
+    results = []
+    for s in seeds:
+        cfg = replace(base, seed=s)
+        save = args.save and (os.path.join(args.save, f"seed-{s}") if len(seeds) > 1 else args.save)
+        bar = progress_bar(f"seed {s}" + " {task.description}", info=True)
+        with bar:
+            tid = bar.add_task("", total=cfg.epochs * n_win, info="")
+
+            def on_epoch(row, tid=tid, bar=bar, s=s):
+                line = (f"seed {s} epoch {row['epoch']:>2}/{base.epochs} lr {row['lr']:.4g} train {metric} "
+                        f"{row['train'][metric]:.2f} valid {metric} {row['valid'][metric]:.2f} ({row['seconds']:.0f}s)")
+                bar.update(tid, completed=row["epoch"] * n_win, info=f"valid {row['valid'][metric]:.2f}")
+                console.print(line)
+
+            r = run_protocol(graph, data, cfg, save_dir=save or None, on_epoch=on_epoch,
+                             on_window=lambda n, tid=tid, bar=bar: bar.advance(tid, n))
+        results.append(r)
+        print(f"seed {s}: valid {metric} {r['valid'][metric]:.2f}, test {metric} {r['test'][metric]:.2f} "
+              f"after {r['epochs']} epochs" + (f"; saved to {save}" if save else ""))
+    if len(results) > 1:
+        for split in ("valid", "test"):
+            v = [r[split][metric] for r in results]
+            print(f"{split} {metric}: {statistics.mean(v):.2f} +- {statistics.stdev(v):.2f} over {len(v)} seeds")
+    if args.preset in PUBLISHED and args.task == "ptb":
+        pv, pt = PUBLISHED[args.preset]
+        print(f"published ({args.preset}, Zaremba et al. 2014, LSTM): valid {pv} / test {pt}")
+    return 0
