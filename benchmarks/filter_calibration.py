@@ -51,7 +51,11 @@ def run_filter(cfg, graph, seed: int, step: int) -> float:
     cfg = replace(cfg, seed=seed)
     settings = filter_settings(cfg, np.random.default_rng([seed, step]))
     res = train_and_evaluate(graph, get_task(cfg.filter_task, {}), settings, cfg.train_config(cfg.filter_task))
+    CURVES.extend(r.metrics["curve"] for r in res if "curve" in r.metrics)
     return max(r.score for r in res)
+
+
+CURVES: list[list[float]] = []  # every filter curve run (for benchmarks/rungs.py)
 
 
 def main():
@@ -60,6 +64,7 @@ def main():
     ap.add_argument("--children", type=int, default=20)
     ap.add_argument("--filters", default="before,after")
     ap.add_argument("--presets", default="default,quick")
+    ap.add_argument("--curves", default=None, help="append the filter curves here (JSON lines, rungs.py --funnel)")
     args = ap.parse_args()
     from cellsearch.mutate import mutate
     from cellsearch.spaces import load_space
@@ -86,6 +91,8 @@ def main():
                 table.append(row)
             rng = np.random.default_rng(12345)
             scores = []
+            if not args.children:
+                continue
             for k in range(args.children):
                 parent = space.seed(names[k % len(names)])
                 child, _ = mutate(parent, rng=rng, space=space, max_rate=cfg.mutation_rate)
@@ -96,6 +103,9 @@ def main():
                    "seconds_per_filter": round((time.perf_counter() - t0) / (len(names) * args.seeds + args.children), 2)}
             print(json.dumps(row), flush=True)
             table.append(row)
+    if args.curves:
+        with open(args.curves, "a") as f:
+            f.write(json.dumps({"curves": {str(i): c for i, c in enumerate(CURVES)}}) + "\n")
     print("\n| filter | preset | cell | passed | lowest score |")
     print("|---|---|---|---|---|")
     for r in table:

@@ -6,7 +6,7 @@
   ids of the graph's ``linear`` nodes, each ``{"W_<operand id>": kernel, "b": bias}``.
   Kernels have flax's layout ``(in, out)`` (diag operands are vectors ``(out,)``). Entries are
   drawn from ``U[-s, s]`` with ``s = init_scale / sqrt(hidden_size)`` (§3.8, [S1]); a
-  Linear(a, x) node gets ``a * I`` added; a bias starts at the node's ``bias_init``.
+  Linear(a, x) node starts at ``a * I`` plus that noise times ``LINEAR_A_NOISE``; a bias at its ``bias_init``.
   ``init_scale`` may be a traced value, so settings can be vmapped.
 * ``apply(params, carry, x) -> (carry, y)``: one time step, batched over leading axes;
   ``carry`` is a tuple in the graph's ``states`` order (``(c, h)`` for the LSTM, as flax).
@@ -40,16 +40,10 @@ import numpy as np
 from cellsearch.canon import Canonical, canonical
 from cellsearch.errors import CompileError
 from cellsearch.graph import CellGraph, edge_kind, needs_equal_widths, operands, validate, widths
+from cellsearch.ops import LINEAR_A_NOISE
 
 Params = dict[str, dict[str, jax.Array]]
 Carry = tuple[jax.Array, ...]
-
-# Linear(a, x) starts at ``a * I`` plus "small values" (§3.5 [S1]); the paper gives no scale.
-# Ours: the noise is LINEAR_A_NOISE times an ordinary layer's (``U[-1, 1] * init_scale /
-# sqrt(hidden)``), so the spectral radius stays within about 0.1 of ``a`` (tests/test_probe.py).
-# At full scale (1.0, before) the radius was 1.5-2.2 at the filter's width: a "near-identity"
-# layer that expanded the state every step.
-LINEAR_A_NOISE = 0.1
 
 _UNARY: dict[str, Callable] = {
     "tanh": jnp.tanh,

@@ -62,6 +62,13 @@ BINARY_OPS = tuple(n for n, s in OPS.items() if s.kind == "binary")
 PAPER_ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear:0", "linear:1", "linear:0.9", "linear:1.1")
 PAPER_BINARY_OPS = ("add", "mul", "sub")  # §3.5 rule 2
 
+# Linear(a, x) starts at ``a * I`` plus "small values" (§3.5 [S1]); the paper gives no scale.
+# Ours: the noise is LINEAR_A_NOISE times an ordinary layer's (``U[-1, 1] * init_scale /
+# sqrt(hidden)``), so the spectral radius stays within about 0.1 of ``a`` (tests/test_probe.py).
+# At full scale (1.0, before) the radius was 1.5-2.2 at the filter's width: a "near-identity"
+# layer that expanded the state every step.
+LINEAR_A_NOISE = 0.1
+
 
 def get_op(name: str, node: str | None = None) -> OpSpec:
     """Returns the spec of op ``name`` or raises :class:`UnknownOpError` listing the known ops."""

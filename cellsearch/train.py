@@ -206,13 +206,17 @@ class _Member:
 
 
 def rung_bar(cfg: TrainConfig, done: int) -> float:
-    """The score a setting must have reached (its best so far) after ``done`` steps to go on:
-    ``fraction * cfg.bar`` at a rung ``(step, fraction)`` of ``cfg.rungs``, else 0.
+    """The score a setting must have reached (its best so far) after ``done`` steps, a
+    validation point, to go on: ``fraction * cfg.bar`` if a rung ``(share, fraction)`` of
+    ``cfg.rungs`` sits there (the first validation point at or after ``share * steps``), else 0.
 
-    >>> rung_bar(TrainConfig(steps=4000, eval_every=1000, rungs=((1000, 0.5),), bar=0.9), 1000)
-    0.45
+    >>> cfg = TrainConfig(steps=4000, eval_every=1000, rungs=((0.5, 0.5), (0.6, 0.8)), bar=0.9)
+    >>> [round(rung_bar(cfg, d), 3) for d in (1000, 2000, 3000, 4000)]
+    [0.0, 0.45, 0.72, 0.0]
     """
-    return max((f * cfg.bar for step, f in cfg.rungs if step == done), default=0.0)
+    every = cfg.steps_per_epoch if cfg.schedule == "paper" else (cfg.eval_every or cfg.steps)
+    at = {min(math.ceil(share * cfg.steps / every) * every, cfg.steps): f for share, f in cfg.rungs}
+    return at.get(done, 0.0) * cfg.bar if done < cfg.steps else 0.0
 
 
 def _schedule_epoch(m: _Member, metrics: dict[str, float], cfg: TrainConfig) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NO_JAX = ["graph", "ops", "canon", "render", "mutate", "spaces", "hparams", "storage", "tasks", "config",
+NO_JAX = ["graph", "ops", "canon", "render", "mutate", "edits", "spaces", "hparams", "storage", "tasks", "config",
           "results", "inspect", "strategies", "cli", "draw", "tables", "commands", "progress", "report",
           "encoding"]
 

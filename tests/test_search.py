@@ -142,7 +142,7 @@ def test_the_cascade_stops_children_at_a_rung_and_resumes_exactly(tmp_path, monk
     from cellsearch.config import TrainConfig
 
     cfg = tiny_config(candidates=3, filter_threshold=0.99,
-                      filter_train=TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3, rungs=((3, 1.0),)))
+                      filter_train=TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3, rungs=((0.5, 1.0),)))
     crash_and_resume(cfg, tmp_path, monkeypatch, crash_at=7)
     with Store(str(tmp_path / "full.db"), write=False) as st:
         filtered = [o for o in st.steps_outcomes(st.finished_steps()) if o["outcome"] == "filtered"]

@@ -218,12 +218,12 @@ def test_a_rung_stops_a_setting_that_cannot_reach_the_bar():
     from dataclasses import replace
 
     task = make_task("memorize", eval_batches=1, eval_batch_size=8)
-    cfg = TrainConfig(steps=40, batch_size=4, chunk=10, eval_every=10, rungs=((10, 1.0), (20, 0.5)), bar=0.99)
+    cfg = TrainConfig(steps=40, batch_size=4, chunk=10, eval_every=10, rungs=((0.25, 1.0), (0.5, 0.5)), bar=0.99)
     stopped, free = (train_and_evaluate(find_seed("GRU"), task, settings(2, param_budget=500), c)
                      for c in (cfg, replace(cfg, bar=0.0)))
     for r in stopped:
         assert r.status == "ok" and r.metrics["stopped_at"] == 10 and r.steps == 10 and r.score < 0.99
     for r in free:
         assert "stopped_at" not in r.metrics and r.steps == 40 and len(r.metrics["curve"]) == 4
-    with pytest.raises(ConfigError, match="validation point"):
+    with pytest.raises(ConfigError, match="a share of the steps"):
         TrainConfig(steps=40, eval_every=10, rungs=((15, 0.5),))
