@@ -154,7 +154,7 @@ def args_train(s) -> None:
 def args_search(s) -> None:
     full, quick = SearchConfig(), quick_config()
     s.add_argument("--quick", action="store_true",
-                   help="a small search that runs on a 2-core laptop CPU in about 10 minutes")
+                   help="a small search that runs on a 2-core laptop CPU in about 15 minutes")
     s.add_argument("--space", default=None,
                    help=f"search space: a built-in name or your own FILE.py, checked as the built-in ones "
                         f"(default {DEFAULT_SPACE})")
