@@ -86,12 +86,12 @@ def mutate(args) -> int:
     import numpy as np
 
     from cellsearch.canon import structural_hash
-    from cellsearch.errors import ConfigError
+    from cellsearch.config import SearchConfig
     from cellsearch.mutate import EditCount
     from cellsearch.mutate import mutate as mutate_cell
-    from cellsearch.probe import liveness
     from cellsearch.render import to_equations
     from cellsearch.spaces import load_space, resolve_cell
+    from cellsearch.steps import liveness_check
 
     try:
         count = EditCount.parse(args.edits)
@@ -99,6 +99,7 @@ def mutate(args) -> int:
         raise ConfigError(f"--edits: {e}") from None
     space = load_space(args.space)
     parent = resolve_cell(args.name, args.space)
+    liveness = liveness_check(SearchConfig())  # the probe a search with the default filter runs
     rng = np.random.default_rng(args.seed)
     print(f"# {args.n} children of {args.name} ({structural_hash(parent)}), seed {args.seed}, edits {count}"
           + (f" (p ~ U[0, {args.rate:g}])" if count.paper else ""))

@@ -88,8 +88,14 @@ class TrainConfig:
     eval_split: str = "valid"
     members: int = 0
     after_divergence: str = "fail"
-    rungs: tuple[tuple[int, float], ...] = ()
+    rungs: tuple[tuple[float, float], ...] = ()
     bar: float = 0.0
+
+    @property
+    def validation_every(self) -> int:
+        """Steps between validation points (an epoch under ``"paper"``; else ``eval_every``,
+        or only at the end)."""
+        return self.steps_per_epoch if self.schedule == "paper" else (self.eval_every or self.steps)
 
     def __post_init__(self):
         if self.after_divergence not in ("fail", "best"):
@@ -258,6 +264,9 @@ def _cast(text: str, like: Any, key: str):
     raise ConfigError(f"--set {key}: this field ({type(like).__name__}) cannot be set from the command line")
 
 
+SETTABLE = frozenset(f.name for f in fields(SearchConfig)) - {"budgets", "task_options", "cells_json"}
+
+
 def with_settings(cfg: SearchConfig, items: list[str]) -> SearchConfig:
     """``cfg`` with ``--set KEY=VALUE`` items applied: a field of :class:`SearchConfig`
     (``hurdle=0.8``, ``edits=1``, ``reeval_prob=0.3``), or a field of one of its parts with
@@ -273,9 +282,8 @@ def with_settings(cfg: SearchConfig, items: list[str]) -> SearchConfig:
         if not sep:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         head, _, sub = key.partition(".")
-        names = {f.name for f in fields(SearchConfig)}
-        if head not in names or head in ("budgets", "task_options", "cells_json"):
-            raise ConfigError(f"--set: unknown setting {head!r}; settings: {', '.join(sorted(names))}")
+        if head not in SETTABLE:
+            raise ConfigError(f"--set: unknown setting {head!r}; settings: {', '.join(sorted(SETTABLE))}")
         current = getattr(cfg, head)
         if sub:
             if not hasattr(current, "__dataclass_fields__") or sub not in current.__dataclass_fields__:

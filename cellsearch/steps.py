@@ -27,6 +27,7 @@ from ``numpy.random.default_rng([seed, step])``, so a resumed step proposes the 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field, replace
 
@@ -67,7 +68,6 @@ def check_inputs(cfg: SearchConfig) -> None:
         seed_graph(cfg, space, n)
     for t in (cfg.filter_task, *cfg.tasks):
         get_task(t, task_options(t, cfg.task_options.get(t), cfg.data_dir))
-
 
 
 def liveness_check(cfg: SearchConfig) -> Callable:
@@ -171,9 +171,7 @@ class Search:
 
     def _job(self, cell_hash: str, graph_json: str, task: str, settings: list[HParams], step: int,
              bar: float = 0.0) -> dict:
-        train = replace(self.cfg.train_config(task), bar=bar)
-        if not bar:
-            train = replace(train, rungs=())
+        train = replace(self.cfg.train_config(task), bar=bar)  # without a bar (0) the rungs stop nothing
         return {"graph": graph_json, "task": task,
                 "task_options": task_options(task, self.cfg.task_options.get(task), self.cfg.data_dir),
                 "settings": [asdict(h) for h in settings], "train": asdict(train), "cell": cell_hash, "step": step}
@@ -246,10 +244,7 @@ class Search:
             return Outcome("child", None, "mutation_failed", {"parent": parent_hash, "error": str(e)})
         edits = [x.to_dict() for x in applied]
         h, js = structural_hash(child), to_json(child, None)
-        dead_kinds = {}
-        for why in dead:
-            kind = why.split(":")[0]
-            dead_kinds[kind] = dead_kinds.get(kind, 0) + 1
+        dead_kinds = dict(Counter(why.split(":")[0] for why in dead))
         me = {"parent": parent_hash, **({"probe_rejected": dead_kinds} if dead_kinds else {})}
         mine = self.store.cells("hash=? AND step=?", (h, k))  # our own row from before a crash
         if self.store.has_structure(h) and not mine:

@@ -214,7 +214,7 @@ def rung_bar(cfg: TrainConfig, done: int) -> float:
     >>> [round(rung_bar(cfg, d), 3) for d in (1000, 2000, 3000, 4000)]
     [0.0, 0.45, 0.72, 0.0]
     """
-    every = cfg.steps_per_epoch if cfg.schedule == "paper" else (cfg.eval_every or cfg.steps)
+    every = cfg.validation_every
     at = {min(math.ceil(share * cfg.steps / every) * every, cfg.steps): f for share, f in cfg.rungs}
     return at.get(done, 0.0) * cfg.bar if done < cfg.steps else 0.0
 
@@ -270,7 +270,7 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
     rng = np.random.default_rng([cfg.data_seed, sum(map(ord, spec.name))])
     eval_batches = task.eval_batches(cfg.eval_split)
     limit = cfg.diverge_factor * math.log(max(spec.output_size, 2)) * (88 if spec.output == "bernoulli" else 1)
-    epoch = cfg.steps_per_epoch if cfg.schedule == "paper" else (cfg.eval_every or cfg.steps)
+    epoch = cfg.validation_every
     compile_s, done = 0.0, 0
     while done < cfg.steps and any(m.active for m in members):
         n = min(cfg.chunk, cfg.steps - done, epoch - done % epoch)
@@ -304,9 +304,9 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
     wall = time.perf_counter() - t0
     out = []
     for h, m in zip(group[:real], members[:real], strict=True):
-        curve = {"curve": [round(v, 5) for v in m.history]} if len(m.history) > 1 else {}
+        extra = {"curve": [round(v, 5) for v in m.history]} if len(m.history) > 1 else {}
         if m.stopped:
-            curve["stopped_at"] = m.stopped
+            extra["stopped_at"] = m.stopped
         if m.status == "diverged" and cfg.after_divergence == "best" and m.best is not None:
             metrics, status, score = {**m.best, "diverged_after": m.steps}, "ok", m.best["score"]
         elif m.status == "diverged" or m.best is None:
@@ -314,7 +314,7 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
             status, score = ("diverged" if m.status == "diverged" else "ok"), 0.0
         else:
             metrics, status, score = m.best, "ok", m.best["score"]
-        out.append(EvalResult(h, status, float(score), {**metrics, **curve}, m.steps, wall / real, compile_s / real))
+        out.append(EvalResult(h, status, float(score), {**metrics, **extra}, m.steps, wall / real, compile_s / real))
     return out, params
 
 
