@@ -9,6 +9,7 @@ with status 2. Building the parser imports no JAX.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Callable
 
@@ -216,11 +217,29 @@ def args_export(s) -> None:
 
 
 def args_report(s) -> None:
+    s.add_argument("dbs", nargs="*", metavar="DB", help="stores to compare side by side (two or more); one store "
+                   "is the same as --db")
     _db(s)
+    s.add_argument("--watch", type=positive_int, nargs="?", const=30, default=None, metavar="SECONDS",
+                   help="keep the report current while a search runs: write it every SECONDS (default 30) and "
+                        "make the page reload itself, until the search ends")
     s.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default report.html)")
-    s.add_argument("-k", "--top", type=positive_int, default=10, help="cells on the leaderboard (default 10)")
+    s.add_argument("-k", "--top", type=positive_int, default=None,
+                   help="cells on the leaderboard (default 10; a comparison shows 3 per search)")
     s.add_argument("--analyze", type=non_negative_int, default=0, metavar="K",
                    help="also train the K best cells on the first task and show their gate saturation (default 0)")
+
+
+def args_status(s) -> None:
+    _db(s)
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
+
+
+def args_doctor(s) -> None:
+    _db(s)
+    s.add_argument("-o", "--output", default=None, metavar="NEW.db",
+                   help="where to copy the readable rows (default <db>.recovered.db; with a sound store, a copy "
+                        "is made only if this is given)")
 
 
 def args_analyze(s) -> None:
@@ -245,12 +264,17 @@ VERBS: list[tuple[str, str, Callable, str]] = [
      "train"),
     ("search", "run (or resume) an architecture search into an SQLite store", args_search, "search"),
     ("top", "leaderboard of a search store", args_top, "top"),
-    ("report", "one self-contained HTML page about a search: progress, funnel, tasks, leaderboard with pictures, "
-     "hyperparameters", args_report, "report"),
+    ("status", "whether a search is running on a store, its progress against its budget and the time left",
+     args_status, "status"),
+    ("report", "one self-contained HTML page about a search (progress, funnel, tasks, leaderboard with pictures, "
+     "hyperparameters), kept current with --watch; or several searches side by side (report A.db B.db)",
+     args_report, "report"),
     ("analyze", "train a cell (or load a saved run) and draw its gates' saturation and every node's activations",
      args_analyze, "analyze"),
     ("export", "write a discovered cell as JSON for the flax modules, or the store's evaluations or cells "
      "as CSV/Parquet", args_export, "export"),
+    ("doctor", "check a store's integrity and copy every readable row of a damaged one into a new store",
+     args_doctor, "doctor"),
 ]
 
 
@@ -273,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(commands, args.impl)(args)
     except CellSearchError as e:
         print(f"cellsearch: error: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as e:  # a store failed while a verb read or wrote it
+        from cellsearch.doctor import explain
+
+        print(f"cellsearch: error: {explain(getattr(args, 'db', None) or '?', e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cellsearch: interrupted; everything finished so far is saved", file=sys.stderr)

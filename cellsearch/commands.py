@@ -12,7 +12,8 @@ import os
 import sys
 
 from cellsearch.config import DEFAULT_DB
-from cellsearch.errors import CellSearchError, ConfigError
+from cellsearch.errors import CellSearchError, ConfigError, Interrupted
+from cellsearch.store_commands import doctor, export, report, status, top  # noqa: F401 (verbs)
 from cellsearch.train_commands import train  # noqa: F401 (a verb)
 
 
@@ -213,6 +214,7 @@ def search(args) -> int:
     from rich.console import Console
 
     from cellsearch.progress import progress_bar
+    from cellsearch.runs import stop_on_signals
     from cellsearch.search import run_search
     from cellsearch.train import enable_compilation_cache
 
@@ -259,12 +261,27 @@ def search(args) -> int:
                 line += f" ({info['detail'].get('stage')}: {info['detail'].get('error')})"
             console.print(line)
 
-    with bar:
-        s = run_search(cfg, args.db, workers=args.workers, backend=args.backend, ray_address=args.ray_address,
-                       compile_cache=cache, retries=args.retries, on_event=on_event)
+    try:
+        with stop_on_signals(), bar:
+            s = run_search(cfg, args.db, workers=args.workers, backend=args.backend, ray_address=args.ray_address,
+                           compile_cache=cache, retries=args.retries, on_event=on_event)
+    except Interrupted as e:
+        from cellsearch.results import stored_config, summarize
+        from cellsearch.storage import Store
+
+        with Store(args.db, write=False) as store:
+            k = summarize(store, stored_config(store))
+        print(f"cellsearch: stopped by {e.signal}; {args.db} keeps {k.steps} steps, {k.children} children and "
+              f"{k.evaluations} evaluations (the jobs in flight were dropped); run the same command to resume",
+              file=sys.stderr)
+        return 130 if e.signal == "SIGINT" else 143
     print(f"{s.children} children evaluated ({s.scored} scored, {s.filtered} filtered, {s.hurdle} below the hurdle, "
           f"{s.errors} errors; {s.duplicates} duplicates skipped), {s.evaluations} evaluations, {s.steps} steps, "
           f"{s.wall_s:.0f}s this run; stopped on {s.stopped}")
+    if s.stopped == "step cap":
+        print(f"the search stopped on its step cap ({s.steps} steps, 20 per child asked): most proposals were "
+              "duplicates or failed mutations, so the space near the pool looks exhausted; try another --seed, "
+              "a larger --pool-size or more edits per child (--set edits=1-3)")
     if s.probe_rejected:
         print(f"{s.probe_rejected} dead children (liveness probe) were resampled before any training")
     if s.best:
@@ -273,28 +290,6 @@ def search(args) -> int:
                 else "a child found by the search, " + ("above" if score > 1 else "below") + " the baseline")
         print(f"best cell {h} with score {score:.4f} ({what}); see `cellsearch top --db {args.db}` and "
               f"`cellsearch show {h} --db {args.db}`")
-    return 0
-
-
-def top(args) -> int:
-    from cellsearch.results import leaderboard, stored_config
-    from cellsearch.storage import Store
-
-    with Store(args.db, write=False) as store:
-        cfg = stored_config(store)
-        rows = leaderboard(store, cfg, args.k)
-        counts = store.counts()
-    if not rows:
-        print(f"no scored cells yet in {args.db}")
-        return 0
-    tasks = cfg.tasks
-    print(f"{'rank':>4} {'id':>5} {'hash':<16} {'score':>7} " + " ".join(f"{t[:10]:>10}" for t in tasks)
-          + f" {'evals':>5} {'pool':>4} origin")
-    for i, r in enumerate(rows, 1):
-        per = " ".join(f"{(r['tasks'][t] if r['tasks'][t] is not None else float('nan')):>10.4f}" for t in tasks)
-        print(f"{i:>4} {r['id']:>5} {r['hash']:<16} {r['score']:>7.4f} {per} {r['evaluations']:>5} "
-              f"{'yes' if r['in_pool'] else '':>4} {r['origin']}")
-    print("# steps: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
 
 
@@ -326,28 +321,4 @@ def analyze(args) -> int:
         text = ", ".join(f"layer {k + 1}: {g['left']:.2f} shut / {g['right']:.2f} open" for k, g in enumerate(per_layer))
         print(f"gate {gate}: {text}")
     print(f"wrote {args.output}/saturation.png, activations.png and analysis.json")
-    return 0
-
-
-def report(args) -> int:
-    from cellsearch.report import build_report
-
-    path = build_report(args.db, args.output, top=args.top, analyze=args.analyze)
-    print(f"wrote {path}; open it in a browser (it needs no network)")
-    return 0
-
-
-def export(args) -> int:
-    if args.table:
-        from cellsearch.tables import export_table
-
-        n = export_table(args.db, args.table, args.output, args.format)
-        print(f"wrote {args.output}: {n} rows of {args.table}")
-        return 0
-    if not args.ref:
-        raise ConfigError("export needs a cell id or hash, or --table evaluations|cells")
-    from cellsearch.inspect import export_cell
-
-    path = export_cell(args.db, args.ref, args.output)
-    print(f"wrote {path}; load it with cellsearch.load({path!r}) or GraphCell.from_graph(...)")
     return 0

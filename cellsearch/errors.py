@@ -65,3 +65,12 @@ MSG_STATE_WIDTH_CHANGED = (
 class SearchStopped(CellSearchError):
     """The search cannot go on as configured (e.g. the baseline failed on a task, so no
     ratio to it would mean anything); everything stored so far is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A search was asked to stop (SIGINT or SIGTERM, :func:`stop_on_signals`); like
+    ``KeyboardInterrupt``, no ``except Exception`` swallows it. ``signal`` names the signal."""
+
+    def __init__(self, signal: str = "SIGINT"):
+        self.signal = signal
+        super().__init__(signal)

@@ -1,12 +1,17 @@
 """Where evaluation jobs run: in-process, in a pool of local processes, or on a Ray cluster.
 
 A job is a plain dict (cell JSON, task name and options, settings, training config), so it
-pickles cheaply; :func:`run_job` turns it into a list of result dicts and never raises: a
-crash of the candidate becomes results with status ``"error"`` and the message (stored: the
-same cell would crash again). A job lost to its worker (a process that died, a Ray task
-lost) comes back as results with status ``"lost"`` (:func:`is_lost`): the driver sends it
-again and never stores it. Only the search driver writes the store; executors just return
-results.
+pickles cheaply; :func:`run_job` turns it into a list of result dicts and never raises. Errors
+are classified (:func:`is_transient`): a crash of the candidate itself (shape, compile, a bad
+option) becomes results with status ``"error"`` and the message (stored: the same cell would
+crash again); an error of the host (out of memory, an OS error) and a job lost to its worker
+(a process that died, a Ray task lost) come back as results with status ``"lost"``
+(:func:`is_lost`): the driver sends them again and never stores them. Only the search driver
+writes the store; executors just return results.
+
+No worker outlives its driver: :meth:`close` stops the local processes (and the Ray instance
+the executor started), and each local worker watches its parent and exits when it is gone,
+so a driver killed with ``kill -9`` leaves nothing running.
 
 Interface: ``submit(job) -> handle``, ``wait() -> (handle, results)`` for some finished job,
 ``close()``.
@@ -15,6 +20,8 @@ Interface: ``submit(job) -> handle``, ``wait() -> (handle, results)`` for some f
 from __future__ import annotations
 
 import os
+import threading
+import time
 import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
@@ -22,7 +29,26 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 
-from cellsearch.errors import ConfigError
+from cellsearch.errors import CellSearchError, ConfigError
+
+_HOST_ERRORS = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "failed to allocate", "CUDA_ERROR")
+
+
+def is_transient(e: BaseException) -> bool:
+    """True for an error of the host rather than of the candidate: out of memory (Python's or
+    XLA's ``RESOURCE_EXHAUSTED``), a device error, an OS error (disk, files). Such a job is
+    ``lost`` (sent again), not the cell's ``error``."""
+    if isinstance(e, CellSearchError):
+        return False
+    return isinstance(e, (MemoryError, OSError)) or any(m in str(e) for m in _HOST_ERRORS)
+
+
+def _failed(job: dict, e: Exception) -> list:
+    """A job's results after ``e``: ``lost`` if the host is to blame, else the candidate's ``error``."""
+    msg = f"{type(e).__name__}: {e}"
+    if is_transient(e):
+        return error_results(job, f"host error: {msg}", status="lost")
+    return error_results(job, msg, traceback.format_exc(limit=3))
 
 
 def run_job(job: dict) -> list:
@@ -43,16 +69,18 @@ def run_job(job: dict) -> list:
                                      settings, TrainConfig(**job["train"]))
         return [result_to_dict(r) for r in results]
     except Exception as e:  # a crashing candidate is a result, not the end of the search
-        return error_results(job, f"{type(e).__name__}: {e}", traceback.format_exc(limit=3))
+        return _failed(job, e)
 
 
 def run_population_job(jobs: list[dict], members: int | None = None, cover: dict | None = None) -> list[list[dict]]:
     """Trains the jobs' cells together through the population interpreter (one program per
     size class). ``members`` and ``cover`` (``{"graphs": [cell JSON], "budgets": [int]}``)
     fix the programs' member count and shape (see
-    :func:`~cellsearch.population.train_population`). If that fails, each job runs alone, so
-    an error is recorded against the cell that caused it and the others still get their
-    results."""
+    :func:`~cellsearch.population.train_population`). If the group fails on the host (out of
+    memory), every job is ``lost``. If it fails otherwise, each job runs alone through the
+    interpreter, in a program of the same members and shape (so the same numbers as in the
+    group), so the error is recorded against the cell that caused it; those results say so
+    in their metrics (``population``), never mixed silently with per-cell numerics."""
     from cellsearch.config import TrainConfig
     from cellsearch.graph import from_json
     from cellsearch.hparams import HParams
@@ -64,18 +92,52 @@ def run_population_job(jobs: list[dict], members: int | None = None, cover: dict
     if any(j["task"] != first["task"] or j["train"] != first["train"] or j["task_options"] != first["task_options"]
            for j in jobs):
         raise ValueError("a population job's jobs must share the task, its options and the training schedule")
-    try:
-        results = train_population([from_json(j["graph"]) for j in jobs],
+    def train(group: list[dict]) -> list[list[dict]]:
+        results = train_population([from_json(j["graph"]) for j in group],
                                    get_task(first["task"], first["task_options"]),
-                                   [[HParams(**h) for h in j["settings"]] for j in jobs], TrainConfig(**first["train"]),
+                                   [[HParams(**h) for h in j["settings"]] for j in group], TrainConfig(**first["train"]),
                                    members=members,
                                    cover=([from_json(g) for g in cover["graphs"]], cover["budgets"]) if cover else None)
         return [[result_to_dict(r) for r in rs] for rs in results]
-    except Exception:  # find the culprit: every job alone
-        return [run_job(j) for j in jobs]
+
+    try:
+        return train(jobs)
+    except Exception as e:
+        if is_transient(e) or len(jobs) == 1:
+            return [_failed(j, e) for j in jobs]
+        why = f"trained alone in the interpreter after the group failed ({type(e).__name__}: {e})"
+    out = []
+    for j in jobs:  # find the culprit: each job alone, in a program of the same shape
+        try:
+            rs = train([j])[0]
+            for r in rs:
+                r["metrics"]["population"] = why
+        except Exception as e:
+            rs = _failed(j, e)
+        out.append(rs)
+    return out
 
 
-def _worker_init(cache_dir: str | None) -> None:
+def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Exits this process as soon as its parent, the driver ``parent`` (a pid), is gone (a
+    driver killed with ``kill -9`` cannot stop its workers; they notice they were orphaned
+    and stop). The pid is the driver's own, not read here: a worker that starts after the
+    driver died must not take its new parent (init) for the driver."""
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cellsearch-parent-watch", daemon=True).start()
+
+
+def _worker_init(cache_dir: str | None, parent: int | None = None) -> None:
+    import signal
+
+    if parent is not None:
+        _exit_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver stops the workers
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if cache_dir:
         from cellsearch.train import enable_compilation_cache
@@ -110,7 +172,7 @@ class ProcessExecutor:
 
         self._args = (workers, cache_dir)
         self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                         initializer=_worker_init, initargs=(cache_dir,))
+                                         initializer=_worker_init, initargs=(cache_dir, os.getpid()))
         self._futures: dict = {}
 
     def submit(self, job: dict):
@@ -135,10 +197,19 @@ class ProcessExecutor:
             self._pool.shutdown(wait=False, cancel_futures=True)
             workers, cache_dir = self._args
             self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_worker_init, initargs=(cache_dir,))
+                                             initializer=_worker_init, initargs=(cache_dir, os.getpid()))
 
     def close(self):
-        self._pool.shutdown(cancel_futures=True)
+        """Stops the pool now: queued jobs are dropped and running workers are killed (a job
+        in flight is lost, and a resumed search runs its step again)."""
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        for p in procs:
+            p.join(timeout=10)
+        self._futures.clear()
 
 
 def error_results(job: dict, msg: str, detail: str | None = None, *, status: str = "error") -> list[dict]:
@@ -169,7 +240,8 @@ class RayExecutor:
         except ImportError:
             raise ConfigError("--backend ray needs Ray: pip install 'cellsearch[ray]'") from None
         self.ray = ray
-        if not ray.is_initialized():
+        self._started = not ray.is_initialized()  # close() shuts down only what this executor started
+        if self._started:
             kwargs = {"address": address} if address else {"num_cpus": max(workers, 1)}
             ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False, **kwargs)
         self.num_gpus = gpu_share(ray.cluster_resources().get("GPU", 0.0), workers)
@@ -191,7 +263,16 @@ class RayExecutor:
             return ref, error_results(job, f"ray task failed: {e}", status="lost")
 
     def close(self):
-        pass
+        """Cancels the tasks in flight and shuts down the local Ray instance if this executor
+        started it (a cluster given by ``address`` is left running, its tasks cancelled)."""
+        for ref in list(self._refs):
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # already finished, or the cluster is gone
+                pass
+        self._refs.clear()
+        if self._started and self.ray.is_initialized():
+            self.ray.shutdown()
 
 
 def _ray_job(job: dict, cache_dir: str | None) -> list[dict]:

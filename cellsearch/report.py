@@ -22,7 +22,6 @@ This module imports nothing from JAX; matplotlib draws the figures.
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -31,36 +30,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from cellsearch.errors import ConfigError, StorageError
+from cellsearch.errors import StorageError
+from cellsearch.pages import data_uri as _data_uri
+from cellsearch.pages import figure as _figure
+from cellsearch.pages import png as _png
+from cellsearch.pages import write_page
 from cellsearch.results import Scores, stored_config
 from cellsearch.storage import Store
 
 OUTCOMES = ("duplicate", "filtered", "hurdle", "error", "scored")
 COLOURS = {"duplicate": "#b0b0b0", "filtered": "#e6a23c", "hurdle": "#9b59b6", "error": "#d9534f",
            "scored": "#2a7ab9", "seed": "#2e8b57", "mutation_failed": "#dddddd", "dead": "#555555"}
-
-
-def _data_uri(png: bytes) -> str:
-    """A PNG as an ``<img src>`` that needs no file and no network."""
-    return "data:image/png;base64," + base64.b64encode(png).decode()
-
-
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return _data_uri(buf.getvalue())
-
-
-def _figure(w: float = 7.0, h: float = 3.2, n: int = 1):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(1, n, figsize=(w, h))
 
 
 # ----------------------------------------------------------------------------- data
@@ -90,14 +70,20 @@ class _Data:
 # ----------------------------------------------------------------------------- figures
 
 
-def progress_figure(d: _Data) -> str:
-    fig, axes = _figure(11, 3.6, 2)
+def best_so_far(d: _Data) -> list[float | None]:
+    """The best score after each finished step (``None`` before any), in step order."""
     best, run = [], -math.inf
     for s in d.steps:
         sc = d.scores.score(s["cell_hash"]) if s["cell_hash"] and s["outcome"] in ("scored", "seeded") else None
         if sc is not None:
             run = max(run, sc)
         best.append(run if run > -math.inf else None)
+    return best
+
+
+def progress_figure(d: _Data) -> str:
+    fig, axes = _figure(11, 3.6, 2)
+    best = best_so_far(d)
     for ax, xkey, label in ((axes[0], "step", "search step"), (axes[1], "created_at", "wall time (minutes)")):
         xs = [s[xkey] if xkey == "step" else (s[xkey] - d.t0) / 60 for s in d.steps]
         pts = [(x, y) for x, y in zip(xs, best, strict=True) if y is not None]
@@ -307,15 +293,6 @@ def _f(v) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-CSS = """body{font-family:system-ui,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222}
-h1{margin-bottom:0.2em} h2{border-bottom:1px solid #ddd;padding-bottom:0.2em;margin-top:1.6em}
-.meta{color:#555} img{max-width:100%} .cell{border:1px solid #ddd;border-radius:6px;padding:0.6em 1em;margin:1em 0}
-.row{display:flex;gap:1.5em;align-items:flex-start} .pic{max-width:420px;border:1px solid #eee}
-pre{background:#f6f6f6;padding:0.5em;font-size:0.85em;white-space:pre-wrap} table{border-collapse:collapse}
-td,th{border:1px solid #ddd;padding:2px 8px;font-size:0.9em} .edits{color:#666;font-size:0.85em}
-.kpi{display:inline-block;margin-right:2em;font-size:1.1em} .kpi b{font-size:1.4em}"""
-
-
 def _analysis_html(d: _Data, k: int) -> str:
     """Gate saturation of the ``k`` best cells, each trained here on the first task."""
     import tempfile
@@ -339,9 +316,12 @@ def _analysis_html(d: _Data, k: int) -> str:
     return "\n".join(out)
 
 
-def build_report(db: str, out: str = "report.html", *, top: int = 10, analyze: int = 0) -> str:
+def build_report(db: str, out: str = "report.html", *, top: int = 10, analyze: int = 0,
+                 refresh: int | None = None) -> str:
     """Writes the report of the store ``db`` to ``out`` and returns its path; ``analyze`` K
-    adds the gate saturation of the K best cells (trains each: needs JAX, takes minutes)."""
+    adds the gate saturation of the K best cells (trains each: needs JAX, takes minutes);
+    ``refresh`` N makes the page reload itself every N seconds (``report --watch``). The
+    file is replaced atomically, so a browser never reads half a page."""
     t0 = time.perf_counter()
     with Store(db, write=False) as store:
         if store.meta("config") is None:
@@ -386,12 +366,6 @@ def build_report(db: str, out: str = "report.html", *, top: int = 10, analyze: i
     title = f"cellsearch report: {db}"
     meta = (f"space {cfg.space}, tasks {', '.join(cfg.tasks)}, strategy {cfg.strategy}, seed {cfg.seed}; "
             f"made {time.strftime('%Y-%m-%d %H:%M')} in {time.perf_counter() - t0:.1f} s")
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1><p class='meta'>{html.escape(meta)}</p>"
-            + "\n".join(sections) + "</body></html>")
-    try:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(page)
-    except OSError as e:
-        raise ConfigError(f"cannot write the report to {out!r}: {e.strerror}") from None
-    return out
+    if refresh:
+        meta += f"; live: the search is running, this page reloads every {refresh} s"
+    return write_page(out, title, meta, sections, refresh)

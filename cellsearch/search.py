@@ -17,13 +17,16 @@ search runs it again.
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 from cellsearch.config import DEFAULT_DB, SearchConfig
-from cellsearch.errors import ConfigError
+from cellsearch.doctor import explain
+from cellsearch.errors import ConfigError, Interrupted
 from cellsearch.results import SearchSummary, best_score, summarize
+from cellsearch.runs import begin_run, end_run
 from cellsearch.steps import Outcome, Search, check_inputs, filter_settings, liveness_check  # noqa: F401 (re-exported)
 from cellsearch.storage import Store, open_search_store
 
@@ -170,7 +173,7 @@ def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, ret
             search.check_baseline()
         else:
             _admit(store, search, r, steps)
-    return "budget", trained
+    return ("budget" if target is not None and store.children_done() >= target else "step cap"), trained
 
 
 def _admit(store: Store, search: Search, r: int, steps) -> None:
@@ -217,9 +220,14 @@ def run_search(
     if retries < 0:
         raise ConfigError(f"retries must be >= 0, got {retries}")
     check_inputs(config)
-    store = open_store(db, config)
+    try:
+        store = open_store(db, config)
+        rec = begin_run(store)
+    except sqlite3.Error as e:
+        raise explain(db, e) from None
     t0 = time.perf_counter()
     owned = executor is None
+    ending = ("stopped", "an error")
     try:
         search = Search(config, store)
         finished = store.finished_steps()
@@ -266,6 +274,7 @@ def run_search(
         if config.population > 1:
             stopped, trained = run_rounds(search, executor, deadline=deadline, max_steps=max_steps, retries=retries,
                                           on_event=on_event, t0=t0)
+            ending = ("finished", stopped)
             return summarize(store, config, time.perf_counter() - t0, stopped, trained)
         while True:
             while len(in_flight) < workers and can_start():
@@ -278,7 +287,8 @@ def run_search(
                 advance(k, search.step(k), None)
             if not running:
                 if not in_flight:
-                    stopped = "time" if time.perf_counter() > deadline else "budget"
+                    stopped = "time" if time.perf_counter() > deadline else "step cap" if next_k >= max_steps and (
+                        target is None or store.children_done() < target) else "budget"
                     break
                 continue
             handle, results = executor.wait()
@@ -293,8 +303,19 @@ def run_search(
             store.add_evaluations(job["cell"], job["task"], results, k)
             trained += len(results)
             advance(k, gen, results)
+        ending = ("finished", stopped)
         return summarize(store, config, time.perf_counter() - t0, stopped, trained)
+    except Interrupted as e:
+        ending = ("stopped", e.signal)
+        raise
+    except sqlite3.Error as e:
+        ending = ("stopped", f"the store failed: {e}")
+        raise explain(db, e) from None
+    except Exception as e:
+        ending = ("stopped", f"{type(e).__name__}: {e}")
+        raise
     finally:
         if owned and executor is not None:
             executor.close()
+        end_run(store, rec, *ending)
         store.close()

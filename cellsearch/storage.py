@@ -25,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -114,7 +115,9 @@ class Store:
             version = self.meta("schema_version")
         except sqlite3.DatabaseError as e:
             self.close()
-            raise StorageError(f"{path!r} is not a cellsearch store (SQLite says: {e})") from None
+            from cellsearch.doctor import explain
+
+            raise explain(path, e) from None
         if version is None or int(version) > SCHEMA_VERSION:
             self.close()
             raise StorageError(f"{path!r} has schema version {version}; this cellsearch reads up to {SCHEMA_VERSION}")
@@ -128,9 +131,14 @@ class Store:
         except OSError as e:
             raise StorageError(f"cannot write the store {self.path!r}: {e.strerror} ({lock_path}); "
                                "pass --db a path in a folder you can write") from None
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for attempt in range(5):  # a reader (`cellsearch status`) holds it for an instant at most
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < 4:
+                    time.sleep(0.1)
+        else:
             f.seek(0)
             who = f.read().strip() or "another process"
             f.close()
@@ -140,7 +148,7 @@ class Store:
             ) from None
         f.seek(0)
         f.truncate()
-        f.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
         f.flush()
         self._lock = f
 
@@ -381,5 +389,8 @@ class _Tx:
     def __exit__(self, exc_type, *rest):
         if self.nested:
             return False
-        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+            self.conn.execute("ROLLBACK")
         return False

@@ -77,30 +77,88 @@ def test_search_lineage_goes_back_to_a_seed(tiny_store, capsys):
     assert "seed:" in lineage and "mutation" in lineage
 
 
-def test_kill_9_mid_search_loses_nothing(tmp_path):
-    # a persistent compilation cache makes the resumed run quick (and is exercised too)
-    args = ["search", *TINY[:-1], "--compile-cache", str(tmp_path / "jax-cache"), "--candidates", "4", "--db", "k.db"]
-    proc = subprocess.Popen([sys.executable, "-m", "cellsearch", *args], cwd=tmp_path,
+def children_of(pid: int) -> list[int]:
+    """The live (not zombie) child processes of ``pid``."""
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(d))
+    return out
+
+
+def alive(pids: list[int]) -> list[int]:
+    def running(p):
+        try:
+            return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    return [p for p in pids if running(p)]
+
+
+def _start(args, cwd):
+    return subprocess.Popen([sys.executable, "-m", "cellsearch", *args], cwd=cwd, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = str(tmp_path / "k.db")
-    deadline = time.time() + 240
-    while time.time() < deadline and count(db, "evaluations") < 5:
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_more(db, proc, more=3, timeout=240):
+    n0, deadline = count(db, "evaluations"), time.time() + timeout
+    while time.time() < deadline and count(db, "evaluations") < n0 + more and proc.poll() is None:
         time.sleep(0.2)
+    assert proc.poll() is None and count(db, "evaluations") >= n0 + more, "the search ended before it could be stopped"
+
+
+def _evaluations(db):
+    con = sqlite3.connect(db)
+    try:
+        return set(con.execute("SELECT cell_hash, task, hp_key, metrics, created_at FROM evaluations").fetchall())
+    finally:
+        con.close()
+
+
+def test_stopping_a_search_is_clean_and_it_resumes_exactly(tmp_path):
+    """SIGTERM with two workers stops the search in seconds, in one line, and no worker is left;
+    `kill -9` of the driver leaves no worker either (they notice and exit); the same command
+    then resumes and loses nothing; a second search on the store is refused meanwhile."""
+    # a persistent compilation cache makes the resumed runs quick (and is exercised too)
+    args = ["search", *TINY[:-1], "--compile-cache", str(tmp_path / "jax-cache"), "--candidates", "4", "--db", "k.db"]
+    db = str(tmp_path / "k.db")
+    proc = _start([*args, "--workers", "2"], tmp_path)
+    _wait_for_more(db, proc)
+    assert main(["status", "--db", db]) == 0  # a reader beside the running search
+    workers = children_of(proc.pid)
+    assert workers, "the search has no worker processes"
+    t = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert time.time() - t < 15 and proc.returncode == 143
+    assert err.strip().splitlines()[-1].startswith("cellsearch: stopped by SIGTERM; ") and "resume" in err
+    assert "Traceback" not in err
+    deadline = time.time() + 10
+    while alive(workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive(workers), "worker processes outlived the driver's SIGTERM"
+    before = _evaluations(db)
+
+    proc = _start([*args, "--workers", "2"], tmp_path)  # resumes; then killed outright
+    _wait_for_more(db, proc)
+    workers = children_of(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert count(db, "evaluations") >= 5, "the search did not get far enough to be killed midway"
-    con = sqlite3.connect(db)
-    before = con.execute("SELECT cell_hash, task, hp_key, metrics, created_at FROM evaluations").fetchall()
-    con.close()
-    r = cli(*args, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    con = sqlite3.connect(db)
-    after = con.execute("SELECT cell_hash, task, hp_key, metrics, created_at FROM evaluations").fetchall()
-    children = con.execute("SELECT COUNT(*) FROM steps WHERE kind='child' AND outcome NOT IN ('duplicate', 'mutation_failed')").fetchone()[0]
-    con.close()
-    assert set(before) <= set(after)  # every finished evaluation kept, untouched
-    assert children == 4
+    proc.wait(timeout=30)
+    deadline = time.time() + 15
+    while alive(workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive(workers), "worker processes outlived a driver killed with kill -9"
+    proc.communicate(timeout=30)  # the pipes close with the last worker
+    r = cli("status", "--db", "k.db", cwd=tmp_path)
+    assert r.returncode == 0 and "ended without closing the store" in r.stdout
+    assert before <= _evaluations(db)
+
     # a second search on the same store at the same time is refused
     lock = subprocess.Popen([sys.executable, "-c", "import time; from cellsearch.storage import Store; s=Store('k.db'); "
                              "print('locked', flush=True); time.sleep(30)"], cwd=tmp_path, text=True,
@@ -111,6 +169,18 @@ def test_kill_9_mid_search_loses_nothing(tmp_path):
     lock.wait()
     lock.stdout.close()
     assert r.returncode == 2 and "in use by another search" in r.stderr
+
+    before = _evaluations(db)
+    r = cli(*args, cwd=tmp_path)  # the same command, one worker: finishes the search
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(db)
+    children = con.execute("SELECT COUNT(*) FROM steps WHERE kind='child' AND outcome NOT IN ('duplicate', "
+                           "'mutation_failed')").fetchone()[0]
+    con.close()
+    assert before <= _evaluations(db)  # every finished evaluation kept, untouched
+    assert children == 4
+    r = cli("status", "--db", "k.db", cwd=tmp_path)
+    assert "the last one finished" in r.stdout and "4 of 4 children" in r.stdout
 
 
 def test_a_refused_search_leaves_the_store_free(tmp_path):
@@ -152,7 +222,7 @@ def test_ray_backend_on_a_local_instance(tmp_path):
     assert summary.children == 2 and summary.evaluations > 0
     import ray
 
-    ray.shutdown()
+    assert not ray.is_initialized()  # the executor shut down the local instance it started
 
 
 def test_export_tables_as_csv_and_parquet(tiny_store, capsys, tmp_path):

@@ -1,0 +1,140 @@
+"""Several searches side by side (``cellsearch report A.db B.db ...``), as NAS benchmarks
+compare strategies: best score so far against wall time and against children evaluated,
+one line per search on one chart; each search's funnel; the settings that differ; the best
+cells of each. One self-contained page, like the report. Imports nothing from JAX.
+
+Wall time is counted from each store's first step, so searches run at different times share
+an axis. Several seeds of one strategy are several lines; judging a difference against the
+spread between seeds is left to the reader (the chart shows every seed).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections import Counter
+
+from cellsearch.errors import ConfigError, StorageError
+from cellsearch.pages import figure, png, write_page
+from cellsearch.report import OUTCOMES, _Data, best_so_far
+from cellsearch.storage import Store
+
+MAX_STORES = 12
+
+
+def _label(db: str, d: _Data) -> str:
+    return f"{os.path.basename(db)} ({d.config.strategy}, seed {d.config.seed})"
+
+
+def curves(d: _Data) -> dict[str, list[float]]:
+    """A search's best-so-far curve: ``minutes`` since its first step, ``children`` evaluated
+    so far, and ``best`` score, at each step that has a best."""
+    out: dict[str, list[float]] = {"minutes": [], "children": [], "best": []}
+    n = 0
+    for s, b in zip(d.steps, best_so_far(d), strict=True):
+        if s["kind"] == "child" and s["outcome"] not in ("duplicate", "mutation_failed"):
+            n += 1
+        if b is not None:
+            out["minutes"].append((s["created_at"] - d.t0) / 60)
+            out["children"].append(float(n))
+            out["best"].append(b)
+    return out
+
+
+def curves_figure(labels: list[str], data: list[_Data]) -> str:
+    fig, axes = figure(11, 3.8, 2)
+    for label, d in zip(labels, data, strict=True):
+        c = curves(d)
+        if not c["best"]:
+            continue
+        for ax, x in ((axes[0], "minutes"), (axes[1], "children")):
+            ax.step(c[x], c["best"], where="post", lw=1.5, label=label)
+    for ax, xl, title in ((axes[0], "wall time (minutes)", "Best score against wall time"),
+                          (axes[1], "children evaluated", "Best score against children")):
+        ax.set_xlabel(xl)
+        ax.set_ylabel("best score so far (ratio to the baseline)")
+        ax.axhline(1.0, color="#999", lw=0.8, ls="--")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="lower right")
+    return png(fig)
+
+
+def _funnel_row(label: str, d: _Data) -> str:
+    children = d.children()
+    counts = Counter(s["outcome"] for s in children)
+    dead = sum(sum(s["detail"].get("probe_rejected", {}).values()) for s in children)
+    span = (max(s["created_at"] for s in d.steps) - d.t0) if d.steps else 0.0
+    rate = len(children) / span * 3600 if span > 0 else 0.0
+    best = max((b for b in best_so_far(d) if b is not None), default=None)
+    cells = [len(children), *(counts.get(o, 0) for o in OUTCOMES), dead, f"{span / 60:.1f}", f"{rate:.0f}",
+             "-" if best is None else f"{best:.4f}"]
+    return f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _differences(labels: list[str], data: list[_Data]) -> str:
+    ids = [_flat(json.loads(d.config.to_json())) for d in data]
+    keys = sorted(k for k in set().union(*ids) if len({repr(i.get(k)) for i in ids}) > 1)
+    if not keys:
+        return "<p>The searches share every setting (other than where they were stored).</p>"
+    head = "<tr><th>search</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys) + "</tr>"
+    rows = "".join(f"<tr><td>{html.escape(lb)}</td>" + "".join(f"<td>{html.escape(str(i.get(k)))}</td>" for k in keys)
+                   + "</tr>" for lb, i in zip(labels, ids, strict=True))
+    return f"<table>{head}{rows}</table>"
+
+
+def _best_cells(label: str, d: _Data, k: int) -> str:
+    from cellsearch.graph import from_json
+    from cellsearch.render import to_equations
+    from cellsearch.results import leaderboard
+
+    rows = leaderboard(d.store, d.config, k)
+    if not rows:
+        return f"<h3>{html.escape(label)}</h3><p>No scored cell yet.</p>"
+    items = "".join(f"<div class='cell'><b>cell {r['id']} <code>{r['hash']}</code> score {r['score']:.4f}</b> "
+                    f"({html.escape(r['origin'])})<pre>{html.escape(chr(10).join(to_equations(from_json(d.cells[r['hash']]['graph']))))}</pre></div>"
+                    for r in rows)
+    return f"<h3>{html.escape(label)}</h3>{items}"
+
+
+def build_comparison(dbs: list[str], out: str = "compare.html", *, top: int = 3) -> str:
+    """Writes the side-by-side page of the stores ``dbs`` (2 to :data:`MAX_STORES`) to ``out``."""
+    if len(dbs) < 2:
+        raise ConfigError("a comparison needs two or more stores")
+    if len(dbs) > MAX_STORES:
+        raise ConfigError(f"at most {MAX_STORES} stores on one comparison, got {len(dbs)}")
+    if len(set(map(os.path.abspath, dbs))) < len(dbs):
+        raise ConfigError("a store is named twice")
+    stores = []
+    try:
+        for db in dbs:
+            st = Store(db, write=False)
+            stores.append(st)
+            if st.meta("config") is None:
+                raise StorageError(f"{db!r} holds no search yet (no settings stored)")
+        data = [_Data(st) for st in stores]
+        labels = [_label(db, d) for db, d in zip(dbs, data, strict=True)]
+        head = "<tr><th>search</th><th>children</th>" + "".join(f"<th>{o}</th>" for o in OUTCOMES) + \
+            "<th>dead at the probe</th><th>minutes</th><th>children per hour</th><th>best score</th></tr>"
+        sections = [
+            "<h2>Best score so far</h2><img alt='best so far' src='" + curves_figure(labels, data) + "'/>",
+            "<h2>Funnels</h2><table>" + head + "".join(_funnel_row(lb, d) for lb, d in zip(labels, data, strict=True))
+            + "</table>",
+            "<h2>Settings that differ</h2>" + _differences(labels, data),
+            "<h2>Best cells</h2>" + "".join(_best_cells(lb, d, top) for lb, d in zip(labels, data, strict=True)),
+        ]
+    finally:
+        for st in stores:
+            st.close()
+    return write_page(out, f"cellsearch: {len(dbs)} searches compared", ", ".join(dbs), sections)

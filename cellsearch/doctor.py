@@ -1,0 +1,147 @@
+"""When a store's file fails: what SQLite's error means for the user, and recovering the rows.
+
+:func:`explain` turns an ``sqlite3`` error into one :class:`~cellsearch.errors.StorageError`
+that names the store and the cause (a full disk, a file or WAL that cannot be written, a
+damaged file, a file that is not SQLite at all) and what to do; the CLI prints it as one line
+with exit status 2. Each result is written in its own transaction, so a write that fails
+leaves what was stored before sound (``PRAGMA integrity_check``), and the same command resumes.
+
+:func:`check` runs SQLite's integrity check; :func:`recover` (``cellsearch doctor``) copies
+every row it can still read from a damaged store into a new one, row by row, so a damaged
+page costs only the rows on it. The damaged file is never written: the copy reads a
+snapshot of it (with its WAL) in a temporary folder.
+
+This module imports nothing from JAX.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+
+from cellsearch.errors import StorageError
+
+TABLES = ("meta", "cells", "evaluations", "steps", "pool")
+_HEADER = b"SQLite format 3\x00"
+_GAP = 2000  # rowids tried past the last readable row when the table's end cannot be read
+
+
+def is_sqlite_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == _HEADER
+    except OSError:
+        return False
+
+
+def explain(path: str, e: BaseException) -> StorageError:
+    """The user's view of SQLite error ``e`` on the store ``path``."""
+    name = getattr(e, "sqlite_errorname", "") or ""
+    msg = str(e)
+    kept = "what was stored before is kept and sound; "
+    if "FULL" in name or "disk is full" in msg:
+        return StorageError(f"the disk holding the store {path!r} is full (SQLite: {msg}); {kept}free some space "
+                            "and run the same command: the search resumes where it stopped")
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in msg or (
+            (name == "SQLITE_NOTADB" or "not a database" in msg) and is_sqlite_file(path)):
+        return StorageError(f"the store {path!r} is damaged (SQLite: {msg}); `cellsearch doctor --db {path}` "
+                            "copies every row it can still read into a new store")
+    if name == "SQLITE_NOTADB" or "not a database" in msg:
+        return StorageError(f"{path!r} is not a SQLite file, so not a cellsearch store (SQLite: {msg}); "
+                            "pass the .db file a search wrote")
+    if name.startswith(("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM")) or any(
+            m in msg for m in ("readonly", "unable to open", "I/O error")):
+        return StorageError(f"the store {path!r} or its journal ({path}-wal, {path}-shm) cannot be written "
+                            f"(SQLite: {msg}); {kept}make the folder writable (or free space) and run the same "
+                            "command")
+    return StorageError(f"the store {path!r} failed (SQLite: {msg})")
+
+
+def check(path: str) -> list[str]:
+    """SQLite's integrity check of the store: ``[]`` if sound, else its complaints (at most
+    20). Reads only."""
+    if not os.path.exists(path):
+        raise StorageError(f"no search store at {path!r}")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = [r[0] for r in con.execute("PRAGMA integrity_check(20)")]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        if not is_sqlite_file(path):
+            raise explain(path, e) from None
+        return [str(e)]
+    return [] if rows == ["ok"] else rows
+
+
+def _snapshot(path: str, folder: str) -> str:
+    """A copy of the store and its WAL in ``folder`` (the damaged original is never opened
+    for writing)."""
+    copy = os.path.join(folder, "store.db")
+    shutil.copyfile(path, copy)
+    for ext in ("-wal",):
+        if os.path.exists(path + ext):
+            shutil.copyfile(path + ext, copy + ext)
+    return copy
+
+
+def _rows(con: sqlite3.Connection, table: str) -> tuple[list[tuple], int]:
+    """The readable rows of ``table`` (with their rowid) and how many lookups failed."""
+    try:
+        return [tuple(r) for r in con.execute(f"SELECT rowid, * FROM {table} ORDER BY rowid")], 0
+    except sqlite3.DatabaseError:
+        pass  # a damaged page: read the rows one by one around it
+    try:
+        last = con.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
+    except sqlite3.DatabaseError:
+        last = None
+    rows, failed, misses, rowid = [], 0, 0, -1
+    while (rowid <= last) if last is not None else (misses < _GAP):
+        try:
+            row = con.execute(f"SELECT rowid, * FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
+        except sqlite3.DatabaseError:
+            row, failed = None, failed + 1
+        if row is None:
+            misses += 1
+        else:
+            rows.append(tuple(row))
+            misses = 0
+        rowid += 1
+    return rows, failed
+
+
+def recover(path: str, out: str) -> dict[str, dict[str, int]]:
+    """Copies every readable row of the store ``path`` into a new store ``out``; returns, per
+    table, ``{"rows": copied, "unreadable": failed lookups}``. ``out`` must not exist."""
+    from cellsearch.storage import Store
+
+    if os.path.exists(out):
+        raise StorageError(f"{out!r} exists; give the recovered store a new path (-o)")
+    if not is_sqlite_file(path):
+        raise StorageError(f"{path!r} is not a SQLite file; there is nothing to recover from it")
+    report: dict[str, dict[str, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="cellsearch-doctor-") as tmp:
+        src = sqlite3.connect(_snapshot(path, tmp))
+        try:
+            with Store(out) as new:
+                for table in TABLES:
+                    try:
+                        rows, failed = _rows(src, table)
+                    except sqlite3.DatabaseError:  # the table itself cannot be found
+                        rows, failed = [], 1
+                    with new.tx():
+                        for row in rows:
+                            marks = ", ".join("?" * len(row))
+                            new.conn.execute(f"INSERT OR REPLACE INTO {table} (rowid, "
+                                             f"{', '.join(_columns(new.conn, table))}) VALUES ({marks})", row)
+                    report[table] = {"rows": len(rows), "unreadable": failed}
+        finally:
+            src.close()
+    return report
+
+
+def _columns(con: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
