@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cellsearch: error: {e}", file=sys.stderr)
         return 2
     except sqlite3.Error as e:  # a store failed while a verb read or wrote it
-        from cellsearch.doctor import explain
+        from cellsearch.store_errors import explain
 
         print(f"cellsearch: error: {explain(getattr(args, 'db', None) or '?', e)}", file=sys.stderr)
         return 2

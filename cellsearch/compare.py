@@ -17,17 +17,17 @@ from collections import Counter
 
 from cellsearch.errors import ConfigError, StorageError
 from cellsearch.pages import figure, png, write_page
-from cellsearch.report import OUTCOMES, _Data, best_so_far
+from cellsearch.report import OUTCOMES, StoreData, best_so_far
 from cellsearch.storage import Store
 
 MAX_STORES = 12
 
 
-def _label(db: str, d: _Data) -> str:
+def _label(db: str, d: StoreData) -> str:
     return f"{os.path.basename(db)} ({d.config.strategy}, seed {d.config.seed})"
 
 
-def curves(d: _Data) -> dict[str, list[float]]:
+def curves(d: StoreData) -> dict[str, list[float]]:
     """A search's best-so-far curve: ``minutes`` since its first step, ``children`` evaluated
     so far, and ``best`` score, at each step that has a best."""
     out: dict[str, list[float]] = {"minutes": [], "children": [], "best": []}
@@ -42,7 +42,7 @@ def curves(d: _Data) -> dict[str, list[float]]:
     return out
 
 
-def curves_figure(labels: list[str], data: list[_Data]) -> str:
+def curves_figure(labels: list[str], data: list[StoreData]) -> str:
     fig, axes = figure(11, 3.8, 2)
     for label, d in zip(labels, data, strict=True):
         c = curves(d)
@@ -61,7 +61,7 @@ def curves_figure(labels: list[str], data: list[_Data]) -> str:
     return png(fig)
 
 
-def _funnel_row(label: str, d: _Data) -> str:
+def _funnel_row(label: str, d: StoreData) -> str:
     children = d.children()
     counts = Counter(s["outcome"] for s in children)
     dead = sum(sum(s["detail"].get("probe_rejected", {}).values()) for s in children)
@@ -83,7 +83,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _differences(labels: list[str], data: list[_Data]) -> str:
+def _differences(labels: list[str], data: list[StoreData]) -> str:
     ids = [_flat(json.loads(d.config.to_json())) for d in data]
     keys = sorted(k for k in set().union(*ids) if len({repr(i.get(k)) for i in ids}) > 1)
     if not keys:
@@ -94,7 +94,7 @@ def _differences(labels: list[str], data: list[_Data]) -> str:
     return f"<table>{head}{rows}</table>"
 
 
-def _best_cells(label: str, d: _Data, k: int) -> str:
+def _best_cells(label: str, d: StoreData, k: int) -> str:
     from cellsearch.graph import from_json
     from cellsearch.render import to_equations
     from cellsearch.results import leaderboard
@@ -123,7 +123,7 @@ def build_comparison(dbs: list[str], out: str = "compare.html", *, top: int = 3)
             stores.append(st)
             if st.meta("config") is None:
                 raise StorageError(f"{db!r} holds no search yet (no settings stored)")
-        data = [_Data(st) for st in stores]
+        data = [StoreData(st) for st in stores]
         labels = [_label(db, d) for db, d in zip(dbs, data, strict=True)]
         head = "<tr><th>search</th><th>children</th>" + "".join(f"<th>{o}</th>" for o in OUTCOMES) + \
             "<th>dead at the probe</th><th>minutes</th><th>children per hour</th><th>best score</th></tr>"

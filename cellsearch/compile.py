@@ -21,9 +21,8 @@
 Speed: linear nodes that read the same operand share one matmul (``fuse=True``, as flax's
 ``OptimizedLSTMCell``); the fused weights are concatenated once per ``scan``, not per step.
 
-Cache: the program is built from the graph's canonical form and cached by its structural
-hash, so a cell seen twice, even with other node ids, is traced and compiled once. Each
-``CompiledCell`` only renames parameters and reorders the carry.
+Cache: the program is built from the canonical form, cached by structural hash (a cell seen
+twice, even with other node ids, is traced once); a ``CompiledCell`` renames and reorders.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ import numpy as np
 
 from cellsearch.canon import Canonical, canonical
 from cellsearch.errors import CompileError
-from cellsearch.graph import CellGraph, edge_kind, needs_equal_widths, operands, validate, widths
+from cellsearch.graph import CellGraph, edge_kind, needs_equal_widths, operands, param_count, validate, widths
 from cellsearch.ops import LINEAR_A_NOISE
 
 Params = dict[str, dict[str, jax.Array]]
@@ -276,9 +275,8 @@ class _Program:
 
 
 def default_hoist() -> bool:
-    """Whether ``scan`` computes the input projections before the loop by default: yes on
-    accelerators (one large matmul, as cuDNN), no on CPU, where ``benchmarks/bench_step.py``
-    measured the per-step projection faster in training (forward and backward)."""
+    """Whether ``scan`` hoists the input projections by default: on accelerators (one large
+    matmul, as cuDNN), not on CPU, where ``benchmarks/bench_step.py`` measured it slower."""
     return jax.default_backend() != "cpu"
 
 
@@ -309,14 +307,11 @@ class CompiledCell(NamedTuple):
     trace: Callable[..., tuple[Carry, jax.Array, dict[str, jax.Array]]]
 
     def param_count(self, input_size: int, hidden_size: int) -> int:
-        from cellsearch.graph import param_count
-
         return param_count(self.graph, hidden_size, input_size)
 
 
 _CACHE: OrderedDict[tuple[str, bool], _Program] = OrderedDict()
-_CACHE_SIZE = 4096
-_STATS = {"hits": 0, "misses": 0}
+_CACHE_SIZE, _STATS = 4096, {"hits": 0, "misses": 0}
 
 
 def canonical_program(g: CellGraph, fuse: bool = True) -> tuple[Canonical, _Program]:
@@ -368,22 +363,19 @@ def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
                 raise CompileError(f"params has an entry {n!r}, which is not a linear node of the cell")
         return rename_params(params, nmap)
 
-    def to_user(params: Params) -> Params:
-        return rename_params(params, inv_n)
-
     def carry_in(carry: Sequence) -> Carry:
         if len(carry) != len(states):
             raise CompileError(f"carry must be a tuple of {len(states)} arrays {states}, got {len(carry)}")
         return tuple(carry[i] for i in user_pos)
 
-    def carry_out(carry: Carry) -> Carry:
+    def carry_out(carry: Carry) -> Carry:  # canonical order -> the user's
         return tuple(carry[i] for i in canon_pos)
 
     def init(key, input_size: int, hidden_size: int, *, init_scale=1.0) -> Params:
-        return to_user(prog.init(key, int(input_size), int(hidden_size), init_scale))
+        return rename_params(prog.init(key, int(input_size), int(hidden_size), init_scale), inv_n)
 
     def init_numpy(seed, input_size: int, hidden_size: int, *, init_scale: float = 1.0) -> Params:
-        return to_user(prog.init_numpy(seed, int(input_size), int(hidden_size), init_scale))
+        return rename_params(prog.init_numpy(seed, int(input_size), int(hidden_size), init_scale), inv_n)
 
     def apply(params, carry, x):
         new, y = prog.apply(to_canon(params), carry_in(carry), x)
@@ -405,5 +397,4 @@ def compile_cell(g: CellGraph, *, fuse: bool = True) -> CompiledCell:
 
 
 def cache_info() -> dict[str, int]:
-    """Hits, misses and size of the program cache."""
-    return {**_STATS, "size": len(_CACHE)}
+    return {**_STATS, "size": len(_CACHE)}  # hits, misses and size of the program cache

@@ -46,7 +46,7 @@ COLOURS = {"duplicate": "#b0b0b0", "filtered": "#e6a23c", "hurdle": "#9b59b6", "
 # ----------------------------------------------------------------------------- data
 
 
-class _Data:
+class StoreData:
     """Everything the report reads, in a few queries."""
 
     def __init__(self, store: Store):
@@ -70,7 +70,7 @@ class _Data:
 # ----------------------------------------------------------------------------- figures
 
 
-def best_so_far(d: _Data) -> list[float | None]:
+def best_so_far(d: StoreData) -> list[float | None]:
     """The best score after each finished step (``None`` before any), in step order."""
     best, run = [], -math.inf
     for s in d.steps:
@@ -81,7 +81,7 @@ def best_so_far(d: _Data) -> list[float | None]:
     return best
 
 
-def progress_figure(d: _Data) -> str:
+def progress_figure(d: StoreData) -> str:
     fig, axes = _figure(11, 3.6, 2)
     best = best_so_far(d)
     for ax, xkey, label in ((axes[0], "step", "search step"), (axes[1], "created_at", "wall time (minutes)")):
@@ -105,7 +105,7 @@ def progress_figure(d: _Data) -> str:
     return _png(fig)
 
 
-def funnel_figure(d: _Data) -> tuple[str, dict]:
+def funnel_figure(d: StoreData) -> tuple[str, dict]:
     children = d.children()
     counts = Counter(s["outcome"] for s in children)
     early = Counter(s["outcome"] for s in children if s["detail"].get("stopped_at"))
@@ -135,7 +135,7 @@ def funnel_figure(d: _Data) -> tuple[str, dict]:
     return _png(fig), stats
 
 
-def tasks_figure(d: _Data) -> str | None:
+def tasks_figure(d: StoreData) -> str | None:
     tasks = list(d.config.tasks)
     scored = [h for h, r in d.cells.items() if r["status"] in ("scored", "seed") and d.scores.score(h) is not None]
     if not scored:
@@ -175,7 +175,7 @@ FANOVA_MAX = 1000  # evaluations per task given to fANOVA (a fixed random subsam
 HP_NAMES = ("learning_rate", "init_scale", "max_grad_norm", "layers", "param_budget")
 
 
-def hparam_figure(d: _Data) -> str | None:
+def hparam_figure(d: StoreData) -> str | None:
     tasks = list(d.config.tasks)
     varying = [n for n in HP_NAMES if len({e["hparams"].get(n) for e in d.evals if e["task"] in tasks}) > 1]
     if not varying or not d.evals:
@@ -201,7 +201,7 @@ def hparam_figure(d: _Data) -> str | None:
     return _png(fig)
 
 
-def importances(d: _Data) -> dict[str, dict[str, float]] | str:
+def importances(d: StoreData) -> dict[str, dict[str, float]] | str:
     """fANOVA importance of each hyperparameter per task (optuna), or why not."""
     try:
         import optuna
@@ -232,7 +232,7 @@ def importances(d: _Data) -> dict[str, dict[str, float]] | str:
     return out
 
 
-def kendall(d: _Data) -> tuple[float, float, int] | None:
+def kendall(d: StoreData) -> tuple[float, float, int] | None:
     """Kendall's tau (and p-value) between the first task's best and the final score."""
     from scipy.stats import kendalltau
 
@@ -249,7 +249,7 @@ def kendall(d: _Data) -> tuple[float, float, int] | None:
 # ----------------------------------------------------------------------------- page
 
 
-def _leaderboard_html(d: _Data, k: int) -> str:
+def _leaderboard_html(d: StoreData, k: int) -> str:
     from cellsearch.graph import from_json
     from cellsearch.inspect import lineage
     from cellsearch.render import to_equations
@@ -293,7 +293,7 @@ def _f(v) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def _analysis_html(d: _Data, k: int) -> str:
+def _analysis_html(d: StoreData, k: int) -> str:
     """Gate saturation of the ``k`` best cells, each trained here on the first task."""
     import tempfile
 
@@ -326,7 +326,7 @@ def build_report(db: str, out: str = "report.html", *, top: int = 10, analyze: i
     with Store(db, write=False) as store:
         if store.meta("config") is None:
             raise StorageError(f"{db!r} holds no search yet (no settings stored); run `cellsearch search --db {db}`")
-        d = _Data(store)
+        d = StoreData(store)
         cfg = d.config
         funnel_png, stats = funnel_figure(d) if d.steps else (None, {"children": 0, "per_hour": 0.0})
         sections = [f"<h2>Progress</h2><img alt='progress' src='{progress_figure(d)}'/>" if d.steps else

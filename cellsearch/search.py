@@ -13,6 +13,13 @@ evaluations already in the store are read back, never repeated. A job lost to it
 process that died, a Ray task lost) is retried ``retries`` times (:func:`_retry`, for both
 drivers); if it is still lost, its step is left unfinished (nothing stored), and a resumed
 search runs it again.
+
+A run writes its run record (:mod:`cellsearch.runs`) at the start and marks it finished or
+stopped at the end, whatever the end: the budget, the step cap (``20 * candidates + 20``
+steps, reached when almost every proposal is a duplicate), an interrupt
+(:class:`~cellsearch.errors.Interrupted`), a store that cannot be written (raised as a
+:class:`~cellsearch.errors.StorageError` naming the cause, :func:`cellsearch.doctor.explain`).
+The executor is closed on every path, so no worker outlives the run.
 """
 from __future__ import annotations
 
@@ -23,12 +30,12 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from cellsearch.config import DEFAULT_DB, SearchConfig
-from cellsearch.doctor import explain
 from cellsearch.errors import ConfigError, Interrupted
 from cellsearch.results import SearchSummary, best_score, summarize
 from cellsearch.runs import begin_run, end_run
 from cellsearch.steps import Outcome, Search, check_inputs, filter_settings, liveness_check  # noqa: F401 (re-exported)
 from cellsearch.storage import Store, open_search_store
+from cellsearch.store_errors import explain
 
 # ----------------------------------------------------------------------------- driver
 

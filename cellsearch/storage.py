@@ -115,7 +115,7 @@ class Store:
             version = self.meta("schema_version")
         except sqlite3.DatabaseError as e:
             self.close()
-            from cellsearch.doctor import explain
+            from cellsearch.store_errors import explain
 
             raise explain(path, e) from None
         if version is None or int(version) > SCHEMA_VERSION:
