@@ -21,6 +21,7 @@ import socket
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 
 from cellsearch.errors import Interrupted
 from cellsearch.storage import Store
@@ -47,10 +48,13 @@ def stop_on_signals():
             signal.signal(s, h)
 
 
-def begin_run(store: Store) -> dict:
-    """Writes the run record of the search now starting on ``store`` and returns it."""
+def begin_run(store: Store, candidates: int | None = None, hours: float | None = None) -> dict:
+    """Writes the run record of the search now starting on ``store`` and returns it; its
+    budget (``candidates``, ``hours``) may differ from the first run's (a resumed search may
+    change it), so the record keeps it."""
     rec = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time(), "state": "running",
-           "children_at_start": store.children_done(), "steps_at_start": len(store.finished_steps())}
+           "children_at_start": store.children_done(), "steps_at_start": len(store.finished_steps()),
+           "candidates": candidates, "hours": hours}
     store.set_meta("run", json.dumps(rec))
     return rec
 
@@ -103,6 +107,8 @@ def status(path: str) -> dict:
                                   "SELECT MAX(created_at) FROM evaluations)").fetchone()[0]
         unfinished = sorted({r[0] for r in store.conn.execute(
             "SELECT DISTINCT step FROM evaluations WHERE step IS NOT NULL AND step NOT IN (SELECT step FROM steps)")})
+    if rec and "candidates" in rec:  # the latest run's budget
+        cfg = replace(cfg, candidates=rec["candidates"], hours=rec["hours"])
     out = {"running": holder is not None, "writer": holder, "run": rec, "children": s.children,
            "target": cfg.candidates, "steps": s.steps, "hours": cfg.hours, "last_write": last,
            "unfinished": unfinished if holder is None else [], "best": s.best[:1], "best_origin": s.best_origin,

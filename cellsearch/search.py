@@ -229,7 +229,7 @@ def run_search(
     check_inputs(config)
     try:
         store = open_store(db, config)
-        rec = begin_run(store)
+        rec = begin_run(store, config.candidates, config.hours)
     except sqlite3.Error as e:
         raise explain(db, e) from None
     t0 = time.perf_counter()

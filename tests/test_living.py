@@ -49,8 +49,8 @@ def _run_cli_search(monkeypatch, db: str, candidates: int, *, max_pages: int | N
 
     orig = search_mod.begin_run
 
-    def capped(store):
-        rec = orig(store)
+    def capped(store, *a):
+        rec = orig(store, *a)
         if max_pages is not None:
             n = store.conn.execute("PRAGMA page_count").fetchone()[0]
             store.conn.execute(f"PRAGMA max_page_count = {n + max_pages}")
@@ -201,6 +201,8 @@ def test_status_and_watch_while_a_writer_holds_the_store(tmp_path, capsys):
     st = status(db)
     assert not st["running"] and st["run"]["state"] == "finished" and st["children"] == 6
     assert "no search is running" in st["lines"][0] and "6 of 6 children" in st["lines"][2]
+    run_search(cfg(candidates=7), db, executor=Scripted(staged))  # resumed with a larger budget
+    assert "7 of 7 children" in status(db)["lines"][2]
     with Store(db):  # a writer: the lock is held, the run record says running
         assert writer(db) and "pid" in writer(db)
         con = sqlite3.connect(db)
