@@ -183,6 +183,8 @@ def args_search(s) -> None:
     s.add_argument("--retries", type=non_negative_int, default=1,
                    help="times a job lost to its worker is sent again (default 1)")
     s.add_argument("--seed", type=int, default=None, help="search seed (default 0); same seed, same search")
+    s.add_argument("--confirm", type=positive_int, default=None, metavar="K",
+                   help="as the last stage, confirm the top K cells (`cellsearch confirm -k K`, 5 seeds)")
     s.add_argument("--settings-per-task", type=positive_int, default=None,
                    help=f"settings per task per evaluation (default {full.settings_per_task}; "
                         f"--quick {quick.settings_per_task})")
@@ -230,6 +232,15 @@ def args_report(s) -> None:
                    help="also train the K best cells on the first task and show their gate saturation (default 0)")
 
 
+def args_confirm(s) -> None:
+    _db(s)
+    s.add_argument("-k", type=positive_int, default=5, help="cells to confirm: the top k besides the baseline (default 5)")
+    s.add_argument("--seeds", type=positive_int, default=5,
+                   help="fresh paired seeds (initialisation and data order) per cell and task (default 5, at least 2)")
+    s.add_argument("--steps", type=positive_int, default=None,
+                   help="training steps per run (default the search's; longer is allowed)")
+
+
 def args_status(s) -> None:
     _db(s)
     s.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -264,6 +275,8 @@ VERBS: list[tuple[str, str, Callable, str]] = [
      "train"),
     ("search", "run (or resume) an architecture search into an SQLite store", args_search, "search"),
     ("top", "leaderboard of a search store", args_top, "top"),
+    ("confirm", "re-train the top cells and the baseline with fresh paired seeds: mean ratio, 95 % interval and "
+     "verdict (better / tie / worse) per task", args_confirm, "confirm"),
     ("status", "whether a search is running on a store, its progress against its budget and the time left",
      args_status, "status"),
     ("report", "one self-contained HTML page about a search (progress, funnel, tasks, leaderboard with pictures, "

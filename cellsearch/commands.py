@@ -8,12 +8,13 @@ graph layer and the store.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 from cellsearch.config import DEFAULT_DB
 from cellsearch.errors import CellSearchError, ConfigError, Interrupted
-from cellsearch.store_commands import doctor, export, report, status, top  # noqa: F401 (verbs)
+from cellsearch.store_commands import confirm, doctor, export, report, status, top  # noqa: F401 (verbs)
 from cellsearch.train_commands import train  # noqa: F401 (a verb)
 
 
@@ -284,6 +285,10 @@ def search(args) -> int:
               "a larger --pool-size or more edits per child (--set edits=1-3)")
     if s.probe_rejected:
         print(f"{s.probe_rejected} dead children (liveness probe) were resampled before any training")
+    if args.confirm:
+        from cellsearch.store_commands import confirm as confirm_verb
+
+        confirm_verb(argparse.Namespace(db=args.db, k=args.confirm, seeds=5, steps=None))
     if s.best:
         h, score = s.best[0]
         what = ("a seed: no child has beaten the seeds yet" if s.best_origin.startswith("seed:")

@@ -14,24 +14,44 @@ from cellsearch.errors import ConfigError
 
 
 def top(args) -> int:
-    from cellsearch.results import leaderboard, stored_config
+    from cellsearch.confirm import summary
+    from cellsearch.results import baseline_hash, leaderboard, stored_config
     from cellsearch.storage import Store
 
     with Store(args.db, write=False) as store:
         cfg = stored_config(store)
         rows = leaderboard(store, cfg, args.k)
         counts = store.counts()
+        confirmed = summary(store, baseline_hash(cfg), cfg.tasks)
     if not rows:
         print(f"no scored cells yet in {args.db}")
         return 0
     tasks = cfg.tasks
     print(f"{'rank':>4} {'id':>5} {'hash':<16} {'score':>7} " + " ".join(f"{t[:10]:>10}" for t in tasks)
-          + f" {'evals':>5} {'pool':>4} origin")
+          + f" {'evals':>5} {'pool':>4}" + (" confirmed verdict" if confirmed else "") + " origin")
     for i, r in enumerate(rows, 1):
         per = " ".join(f"{(r['tasks'][t] if r['tasks'][t] is not None else float('nan')):>10.4f}" for t in tasks)
+        c = confirmed.get(r["hash"])
+        conf = (f" {c['score']:>9.4f} {c['verdict']:>7}" if c else f" {'':>9} {'':>7}") if confirmed else ""
         print(f"{i:>4} {r['id']:>5} {r['hash']:<16} {r['score']:>7.4f} {per} {r['evaluations']:>5} "
-              f"{'yes' if r['in_pool'] else '':>4} {r['origin']}")
+              f"{'yes' if r['in_pool'] else '':>4}{conf} {r['origin']}")
     print("# steps: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def confirm(args) -> int:
+    from cellsearch.confirm import confirm as run_confirm
+    from cellsearch.confirm import print_summary
+
+    def on_event(kind, info):
+        if kind == "start":
+            print(f"confirming {info['cells'] - 1} cells and the baseline: {info['runs']} runs, {info['done']} already "
+                  f"stored", file=sys.stderr, flush=True)
+        else:
+            print(f"run {info['i']}/{info['runs']}: {info['cell']} on {info['task']}, seed {info['seed']}: "
+                  f"{info['status']} {info['score']:.4f}", file=sys.stderr, flush=True)
+
+    print_summary(run_confirm(args.db, k=args.k, seeds=args.seeds, steps=args.steps, on_event=on_event))
     return 0
 
 

@@ -17,7 +17,7 @@ from cellsearch.errors import ConfigError
 from cellsearch.results import Scores
 from cellsearch.storage import Store
 
-TABLES = ("evaluations", "cells")
+TABLES = ("evaluations", "cells", "confirmations")
 FORMATS = ("csv", "parquet")
 
 
@@ -54,6 +54,17 @@ def cell_rows(store: Store) -> list[dict]:
     return rows
 
 
+def confirmation_rows(store: Store) -> list[dict]:
+    """One row per confirmation run (``cellsearch confirm``): cell, task, seed, its setting
+    (``hp_*``), score and status."""
+    from cellsearch.confirm import runs
+
+    ids = {r["hash"]: r["id"] for r in store.cells()}
+    return [{"cell_id": ids.get(r["cell_hash"]), "cell_hash": r["cell_hash"], "task": r["task"], "seed": r["seed"],
+             "steps": r["steps"], **{f"hp_{k}": v for k, v in r["hparams"].items()}, "status": r["status"],
+             "score": r["score"], "wall_s": r["wall_s"], "created_at": r["created_at"]} for r in runs(store)]
+
+
 def export_table(db: str, table: str, path: str, fmt: str | None = None) -> int:
     """Writes ``table`` of the store ``db`` to ``path``; returns the number of rows."""
     if table not in TABLES:
@@ -62,7 +73,7 @@ def export_table(db: str, table: str, path: str, fmt: str | None = None) -> int:
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     with Store(db, write=False) as store:
-        rows = evaluation_rows(store) if table == "evaluations" else cell_rows(store)
+        rows = {"evaluations": evaluation_rows, "cells": cell_rows, "confirmations": confirmation_rows}[table](store)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     try:
         if fmt == "csv":

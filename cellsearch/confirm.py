@@ -1,0 +1,178 @@
+"""Confirmation: from a search-time score to a claim (``cellsearch confirm``).
+
+A search ranks cells by the best of a few noisy settings, so its leaderboard is biased upward
+(the winner's curse). Confirmation re-trains the top ``k`` cells and the baseline on every task
+of the search, each at its best stored setting on that task, with ``seeds`` fresh seeds: seed
+``s`` sets both the initialisation and the data order (:data:`SEED_BASE` ``+ s``), and the
+cell and the baseline share it, so their runs are **paired**. Runs go to their own table
+(``confirmations``); the search's evaluations and scores are never touched. Each run is its own
+transaction, so a killed confirmation resumes where it stopped and repeats nothing (every run
+is alone in its program, ``members = 1``, so its numbers do not depend on what ran before).
+
+Per cell and task: the ratio to the baseline of each seed pair, their mean, and a 95 % interval
+(Student's t over the pairs, :func:`interval`). **Verdict** (:func:`verdict`): ``better`` if
+the interval lies above 1, ``worse`` if below, else ``tie``; a cell's verdict over tasks is
+``worse`` if any task is worse, ``better`` if every task is better, else ``tie``; its confirmed
+score is the minimum over tasks of the mean ratio, as the search's score is a minimum. A seed
+whose baseline run diverged (score 0) has no ratio and is left out (and counted).
+
+This module imports nothing from JAX (the executor that trains does).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import asdict, replace
+
+from cellsearch.errors import ConfigError, StorageError
+from cellsearch.hparams import HParams
+from cellsearch.storage import Store
+
+SEED_BASE = 7_000_003  # confirmation seeds: far from the search's grid-point seeds
+# two-sided 95 % quantiles of Student's t by degrees of freedom (1.96 beyond 30)
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+_TABLE = """CREATE TABLE IF NOT EXISTS confirmations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, cell_hash TEXT NOT NULL, task TEXT NOT NULL, seed INTEGER NOT NULL,
+  steps INTEGER NOT NULL, hparams TEXT NOT NULL, score REAL NOT NULL, status TEXT NOT NULL, metrics TEXT NOT NULL,
+  wall_s REAL NOT NULL, created_at REAL NOT NULL, UNIQUE(cell_hash, task, seed, steps))"""
+
+
+def interval(ratios: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % interval (Student's t) of paired ratios; a single pair has an infinite one.
+
+    >>> m, lo, hi = interval([1.0, 1.1, 0.9]); round(m, 3), round(lo, 3), round(hi, 3)
+    (1.0, 0.752, 1.248)
+    """
+    n = len(ratios)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    m = statistics.fmean(ratios)
+    if n == 1:
+        return m, -math.inf, math.inf
+    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
+    half = t * statistics.stdev(ratios) / math.sqrt(n)
+    return m, m - half, m + half
+
+
+def verdict(lo: float, hi: float) -> str:
+    """``better`` if the interval lies above 1, ``worse`` if below, else ``tie``."""
+    return "better" if lo > 1.0 else "worse" if hi < 1.0 else "tie"
+
+
+def overall(verdicts: list[str]) -> str:
+    """A cell's verdict over its tasks: worse if any is worse, better if all are better."""
+    return "worse" if "worse" in verdicts else "better" if verdicts and all(v == "better" for v in verdicts) else "tie"
+
+
+def has_table(store: Store) -> bool:
+    return store.conn.execute("SELECT 1 FROM sqlite_master WHERE name='confirmations'").fetchone() is not None
+
+
+def runs(store: Store) -> list[dict]:
+    """Every confirmation run in the store (none if it has no such table)."""
+    if not has_table(store):
+        return []
+    return [dict(r) | {"hparams": json.loads(r["hparams"]), "metrics": json.loads(r["metrics"])}
+            for r in store.conn.execute("SELECT * FROM confirmations ORDER BY id")]
+
+
+def best_setting(store: Store, cell_hash: str, task: str) -> HParams | None:
+    ev = [e for e in store.evaluations(cell_hash, task) if e["status"] == "ok"]
+    return HParams(**max(ev, key=lambda e: e["score"])["hparams"]) if ev else None
+
+
+def summary(store: Store, baseline: str, tasks: tuple[str, ...]) -> dict[str, dict]:
+    """Per confirmed cell: ``tasks`` (per task: mean, lo, hi, pairs, left_out, verdict),
+    ``score`` (min over tasks of the mean ratio) and ``verdict`` over tasks."""
+    rows = runs(store)
+    steps = max((r["steps"] for r in rows), default=None)
+    by = {(r["cell_hash"], r["task"], r["seed"]): r for r in rows if r["steps"] == steps}
+    out: dict[str, dict] = {}
+    for cell in dict.fromkeys(r["cell_hash"] for r in rows if r["cell_hash"] != baseline):
+        per = {}
+        for t in tasks:
+            seeds = sorted(s for c, tt, s in by if c == cell and tt == t)
+            pairs, left = [], 0
+            for s in seeds:
+                b = by.get((baseline, t, s))
+                if b is None:
+                    continue
+                if b["score"] <= 0 or b["status"] != "ok":
+                    left += 1
+                    continue
+                mine = by[(cell, t, s)]
+                pairs.append((mine["score"] if mine["status"] == "ok" else 0.0) / b["score"])
+            m, lo, hi = interval(pairs)
+            per[t] = {"mean": m, "lo": lo, "hi": hi, "pairs": len(pairs), "left_out": left,
+                      "verdict": verdict(lo, hi) if pairs else "tie"}
+        if all(p["pairs"] for p in per.values()):
+            out[cell] = {"tasks": per, "score": min(p["mean"] for p in per.values()),
+                         "verdict": overall([p["verdict"] for p in per.values()]), "steps": steps}
+    return out
+
+
+def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, on_event=None) -> dict[str, dict]:
+    """Re-trains the top ``k`` cells and the baseline with ``seeds`` fresh paired seeds on every
+    task of the search in ``db`` (``steps`` per run, default the search's), stores the runs and
+    returns :func:`summary`. Resumable: runs already stored are not repeated."""
+    from cellsearch.executors import run_job
+    from cellsearch.results import baseline_hash, leaderboard, stored_config
+    from cellsearch.tasks import task_options
+
+    if k < 1 or seeds < 2:
+        raise ConfigError(f"confirm needs k >= 1 and seeds >= 2 (an interval needs two pairs), got k={k}, seeds={seeds}")
+    with Store(db) as store:
+        cfg = stored_config(store)
+        base = baseline_hash(cfg)
+        top = [r["hash"] for r in leaderboard(store, cfg, k + 1) if r["hash"] != base][:k]
+        if not top:
+            raise StorageError(f"{db!r} has no scored cell besides the baseline to confirm")
+        with store.tx():
+            store.conn.execute(_TABLE)
+        cells = [base, *top]
+        todo = []
+        for cell in cells:
+            for t in cfg.tasks:
+                h = best_setting(store, cell, t)
+                if h is None:
+                    raise StorageError(f"cell {cell} has no finished evaluation on {t!r} to take its setting from")
+                todo += [(cell, t, h, s) for s in range(seeds)]
+        n_steps = steps or cfg.train_config(cfg.tasks[0]).steps
+        done = {(r["cell_hash"], r["task"], r["seed"]) for r in runs(store) if r["steps"] == n_steps}
+        left = [x for x in todo if (x[0], x[1], x[3]) not in done]
+        if on_event:
+            on_event("start", {"runs": len(todo), "done": len(todo) - len(left), "cells": len(cells)})
+        for i, (cell, t, h, s) in enumerate(left):
+            hs = replace(h, seed=SEED_BASE + s)
+            train = replace(cfg.train_config(t), steps=n_steps, data_seed=SEED_BASE + s, members=1, rungs=(), bar=0.0)
+            job = {"graph": store.cell(cell)["graph"], "task": t,
+                   "task_options": task_options(t, cfg.task_options.get(t), cfg.data_dir),
+                   "settings": [asdict(hs)], "train": asdict(train), "cell": cell, "step": -1}
+            (r,) = run_job(job)
+            if r["status"] == "lost":
+                raise StorageError(f"confirmation run of {cell} on {t!r} was lost ({r['metrics'].get('error')}); "
+                                   "run the same command again")
+            with store.tx():
+                store.conn.execute(
+                    "INSERT OR IGNORE INTO confirmations (cell_hash, task, seed, steps, hparams, score, status, metrics,"
+                    " wall_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (cell, t, s, n_steps, json.dumps(asdict(hs), sort_keys=True), float(r["score"]), r["status"],
+                     json.dumps(r["metrics"]), float(r["wall_s"]), time.time()))
+            if on_event:
+                on_event("run", {"i": len(todo) - len(left) + i + 1, "runs": len(todo), "cell": cell, "task": t,
+                                 "seed": s, "score": r["score"], "status": r["status"]})
+        return summary(store, base, cfg.tasks)
+
+
+def print_summary(conf: dict[str, dict]) -> None:
+    """The confirmation table: per cell, each task's mean ratio with its 95 % interval and
+    verdict, then the confirmed score and the verdict over tasks."""
+    for cell, c in sorted(conf.items(), key=lambda kv: -kv[1]["score"]):
+        per = "; ".join(f"{t} {p['mean']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] {p['verdict']} ({p['pairs']} pairs"
+                        + (f", {p['left_out']} left out" if p["left_out"] else "") + ")" for t, p in c["tasks"].items())
+        print(f"{cell}: confirmed {c['score']:.4f}, {c['verdict']} ({c['steps']} steps per run): {per}")

@@ -1,0 +1,82 @@
+"""Confirmation: paired intervals and verdicts on runs with known means, and exact resume."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from cellsearch.confirm import _TABLE, confirm, interval, runs, summary, verdict
+from cellsearch.search import run_search
+from cellsearch.storage import Store
+from tests.search_helpers import tiny_config
+
+
+@pytest.mark.parametrize("effect,want", [(1.05, "better"), (1.0, "tie"), (0.95, "worse")])
+def test_verdicts_on_synthetic_runs_with_known_means(tmp_path, effect, want):
+    """Baseline scores vary a lot between seeds (seed noise), the cell's follow them times
+    ``effect`` with 1 % noise: pairing by seed finds a 5 % difference with 5 seeds."""
+    rng = np.random.default_rng(0)
+    db = str(tmp_path / "c.db")
+    with Store(db) as st, st.tx():
+        st.conn.execute(_TABLE)
+        for s in range(5):
+            base = rng.uniform(0.3, 0.6)
+            for cell, score in (("base", base), ("cell", base * effect * rng.normal(1.0, 0.01))):
+                st.conn.execute("INSERT INTO confirmations (cell_hash, task, seed, steps, hparams, score, status, "
+                                "metrics, wall_s, created_at) VALUES (?, 'arithmetic', ?, 100, '{}', ?, 'ok', '{}', "
+                                "0, 0)", (cell, s, score))
+    with Store(db, write=False) as st:
+        got = summary(st, "base", ("arithmetic",))["cell"]
+    t = got["tasks"]["arithmetic"]
+    assert t["pairs"] == 5 and t["lo"] < t["mean"] < t["hi"] and got["verdict"] == want
+    assert abs(t["mean"] - effect) < 0.02
+
+
+def test_interval_and_verdict_rules():
+    m, lo, hi = interval([1.0])
+    assert m == 1.0 and lo == -np.inf and verdict(lo, hi) == "tie"  # one pair proves nothing
+    assert verdict(*interval([1.10, 1.11, 1.09])[1:]) == "better"
+    assert verdict(*interval([0.90, 0.91, 0.89])[1:]) == "worse"
+
+
+def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path, capsys):
+    full, cut = str(tmp_path / "full.db"), str(tmp_path / "cut.db")
+    run_search(tiny_config(candidates=1), full)
+    shutil.copy(full, cut)
+    with Store(full, write=False) as st:
+        evals_before = st.conn.execute("SELECT COUNT(*), SUM(score) FROM evaluations").fetchone()
+    want = confirm(full, k=1, seeds=2)
+    assert len(want) == 1
+    calls = {"n": 0}
+
+    def killer(kind, info):
+        if kind == "run":
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt("simulated kill")
+
+    with pytest.raises(KeyboardInterrupt):
+        confirm(cut, k=1, seeds=2, on_event=killer)
+    with Store(cut, write=False) as st:
+        assert len(runs(st)) == 3
+    assert confirm(cut, k=1, seeds=2) == want  # the same numbers, none repeated
+
+    def key(db):
+        with Store(db, write=False) as st:
+            return sorted((r["cell_hash"], r["task"], r["seed"], r["score"], r["status"]) for r in runs(st))
+
+    assert key(cut) == key(full) and len(key(full)) == 2 * 2 * 2  # 2 cells, 2 tasks, 2 seeds
+    with Store(full, write=False) as st:  # the search's evaluations are untouched
+        assert st.conn.execute("SELECT COUNT(*), SUM(score) FROM evaluations").fetchone() == evals_before
+    from cellsearch.cli import main
+
+    out = tmp_path / "conf.csv"
+    capsys.readouterr()
+    assert main(["export", "--db", full, "--table", "confirmations", "-o", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 1 + 8 and "hp_learning_rate" in out.read_text()
+    capsys.readouterr()
+    assert main(["top", "--db", full]) == 0
+    top = capsys.readouterr().out
+    assert "confirmed verdict" in top.splitlines()[0]
