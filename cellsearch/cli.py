@@ -148,8 +148,9 @@ def args_train(s) -> None:
     e.add_argument("--max-windows", type=positive_int, default=None,
                    help="cap on training windows per epoch (quick checks; default the whole stream)")
     e.add_argument("--save", metavar="DIR", default=None,
-                   help="write the best parameters and the cell to DIR (each seed to DIR/seed-N with --seeds); "
-                        "a run started again with the same DIR resumes after its last finished epoch")
+                   help="write the parameters and the cell to DIR (each seed to DIR/seed-N with --seeds), for "
+                        "GraphCell.from_saved, on every task; under the standard protocol the best epoch's, and a "
+                        "run started again with the same DIR resumes after its last finished epoch")
 
 
 def args_search(s) -> None:
@@ -239,6 +240,8 @@ def args_confirm(s) -> None:
                    help="fresh paired seeds (initialisation and data order) per cell and task (default 5, at least 2)")
     s.add_argument("--steps", type=positive_int, default=None,
                    help="training steps per run (default the search's; longer is allowed)")
+    s.add_argument("--save", metavar="DIR", default=None,
+                   help="keep every run's parameters in DIR/<cell>/<task>/seed-<s> (GraphCell.from_saved)")
 
 
 def args_status(s) -> None:

@@ -116,10 +116,14 @@ def summary(store: Store, baseline: str, tasks: tuple[str, ...]) -> dict[str, di
     return out
 
 
-def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, on_event=None) -> dict[str, dict]:
+def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, save: str | None = None,
+            on_event=None) -> dict[str, dict]:
     """Re-trains the top ``k`` cells and the baseline with ``seeds`` fresh paired seeds on every
     task of the search in ``db`` (``steps`` per run, default the search's), stores the runs and
-    returns :func:`summary`. Resumable: runs already stored are not repeated."""
+    returns :func:`summary`. Resumable: runs already stored are not repeated. ``save`` keeps
+    each run's parameters in ``save/<cell>/<task>/seed-<s>`` (``GraphCell.from_saved``)."""
+    import os
+
     from cellsearch.executors import run_job
     from cellsearch.results import baseline_hash, leaderboard, stored_config
     from cellsearch.tasks import task_options
@@ -152,7 +156,8 @@ def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, on
             train = replace(cfg.train_config(t), steps=n_steps, data_seed=SEED_BASE + s, members=1, rungs=(), bar=0.0)
             job = {"graph": store.cell(cell)["graph"], "task": t,
                    "task_options": task_options(t, cfg.task_options.get(t), cfg.data_dir),
-                   "settings": [asdict(hs)], "train": asdict(train), "cell": cell, "step": -1}
+                   "settings": [asdict(hs)], "train": asdict(train), "cell": cell, "step": -1,
+                   **({"save": os.path.join(save, cell, t, f"seed-{s}")} if save else {})}
             (r,) = run_job(job)
             if r["status"] == "lost":
                 raise StorageError(f"confirmation run of {cell} on {t!r} was lost ({r['metrics'].get('error')}); "

@@ -64,10 +64,21 @@ def run_job(job: dict) -> list:
     from cellsearch.train import result_to_dict, train_and_evaluate
 
     settings = [HParams(**h) for h in job["settings"]]
+    save = job.get("save")  # a folder: keep each setting's parameters there (train --save's layout)
     try:
-        results = train_and_evaluate(from_json(job["graph"]), get_task(job["task"], job["task_options"]),
-                                     settings, TrainConfig(**job["train"]))
-        return [result_to_dict(r) for r in results]
+        graph = from_json(job["graph"])
+        results = train_and_evaluate(graph, get_task(job["task"], job["task_options"]), settings,
+                                     TrainConfig(**job["train"]), keep_params=bool(save))
+        out = [result_to_dict(r) for r in results]
+        if save:
+            from cellsearch.protocol import save_trained
+
+            for r, d in zip(results, out, strict=True):
+                if r.params is not None:
+                    where = save if len(results) == 1 else os.path.join(save, f"seed-{r.hparams.seed}")
+                    save_trained(where, graph, job["task"], r, job["train"])
+                    d["metrics"]["saved"] = where
+        return out
     except Exception as e:  # a crashing candidate is a result, not the end of the search
         return _failed(job, e)
 

@@ -66,7 +66,7 @@ class GraphCell(nn.RNNCellBase):
 
         run = load_run(directory)
         params = jax.tree.map(jnp.asarray, run.cell_params(layer))
-        return cls.from_graph(run.graph, features=run.config.hidden, **kwargs), {"params": params}
+        return cls.from_graph(run.graph, features=run.hidden, **kwargs), {"params": params}
 
     @nn.compact
     def __call__(self, carry, inputs):
@@ -123,7 +123,7 @@ class NNXGraphCell(nnx.Module):
         from cellsearch.protocol import load_run
 
         run = load_run(directory)
-        n = run.config.hidden
+        n = run.hidden
         module = cls(n, n, graph=run.graph, rngs=nnx.Rngs(0), **kwargs)
         for node, p in run.cell_params(layer).items():
             for k, v in p.items():

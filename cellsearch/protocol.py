@@ -14,18 +14,16 @@ epoch), padded and masked, and read in ``bptt`` windows with the state carried w
 piece. The metric is the NLL per time step summed over the 88 notes, over every time step of
 the split (whole pieces, the state carried).
 
-**Model.** Embedding to the hidden size (an affine map for piano rolls), ``layers`` layers of
-the cell, readout. Dropout (inverted) on the non-recurrent connections only, as Zaremba 2014:
-the embedding's output, between layers and before the readout; never at evaluation. Every
-weight starts in ``U[-init, init]`` (the cell's biases at their ``bias_init``).
+**Model.** Embedding to the hidden size (affine for piano rolls), ``layers`` layers of the
+cell, readout. Inverted dropout on the non-recurrent connections only (Zaremba 2014), never at
+evaluation. Every weight starts in ``U[-init, init]`` (the cell's biases at ``bias_init``).
 
 **Schedules.** ``fixed``: ``lr`` for ``epochs`` epochs. ``zaremba``: epoch ``e`` (from 1) uses
 ``lr * lr_decay ** max(0, e - decay_after)``. ``paper`` (Jozefowicz §3.7): when validation has
 not improved for 3 epochs, halve the rate every epoch for 4 more, then stop (``epochs`` caps).
 
-The search keeps its cheaper scoring (:mod:`cellsearch.train`: independent windows from a
-zero state, no dropout); this module is for the final numbers that are set beside published
-ones. Runs save and resume per epoch (:func:`run_protocol` with ``save_dir``).
+The search scores cheaper (:mod:`cellsearch.train`); this module gives final numbers. Runs
+save and resume per epoch (``save_dir``); :func:`save_trained` saves the trainer's runs.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -314,6 +312,10 @@ def _save(d: str, graph, data: StreamData, cfg: ProtocolConfig, state: RunState,
              "last.msgpack": _tree_to_bytes(params),
              "run.json": json.dumps({"task": data.name, "config": asdict(cfg), "state": asdict(state),
                                      "result": result}, indent=1).encode()}
+    _write_files(d, files)
+
+
+def _write_files(d: str, files: dict[str, bytes]) -> None:
     for name, blob in files.items():  # write-then-rename: a kill never leaves a half file
         tmp = os.path.join(d, name + ".tmp")
         with open(tmp, "wb") as f:
@@ -342,17 +344,32 @@ def _as_lists(tree):
     return tree
 
 
+def save_trained(d: str, graph, task: str, result, train: dict) -> None:
+    """Saves a run of the search's trainer (``train --save`` on any task, confirmation runs): cell,
+    final parameters (``keep_params``), setting, schedule and result, as :func:`load_run` reads."""
+    os.makedirs(d, exist_ok=True)
+    meta = {"kind": "settings", "task": task, "hidden": int(result.metrics["hidden"]), "hparams": asdict(result.hparams),
+            "train": train, "result": {"status": result.status, "score": result.score,
+                                       "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}}}
+    _write_files(d, {"cell.json": to_json(graph).encode() + b"\n", "params.msgpack": _tree_to_bytes(result.params),
+                     "run.json": json.dumps(meta, indent=1).encode()})
+
+
 @dataclass
 class SavedRun:
-    """A run saved by :func:`run_protocol`: the cell, its best parameters (``{"embed",
-    "layers": [cell params per layer], "out"}``), settings, state and result."""
+    """A saved run: the cell, its parameters (``{"embed", "layers": [cell params per layer],
+    "out"}``), its hidden size, task and result; ``config`` and ``state`` for a run of the
+    standard protocol (:func:`run_protocol`), ``settings`` (the setting and schedule) for a
+    run of the search's trainer (:func:`save_trained`)."""
 
     graph: CellGraph
     params: dict
-    config: ProtocolConfig
+    config: ProtocolConfig | None
     task: str
-    state: RunState
+    state: RunState | None
     result: dict | None
+    hidden: int = 0
+    settings: dict | None = None
 
     def cell_params(self, layer: int = 0) -> dict:
         """One layer's cell parameters, in :func:`cellsearch.compile.compile_cell`'s layout."""
@@ -372,10 +389,8 @@ def load_run(d: str) -> SavedRun:
             params = _as_lists(serialization.msgpack_restore(f.read()))
     except (OSError, ValueError, KeyError) as e:
         raise DataError(f"{d!r} is not a saved cellsearch run (cell.json, params.msgpack, run.json): {e}") from None
-    return SavedRun(graph, params, ProtocolConfig(**meta["config"]), meta["task"], RunState(**meta["state"]),
-                    meta.get("result"))
-
-
-def with_overrides(cfg: ProtocolConfig, **changes) -> ProtocolConfig:
-    """``cfg`` with the given (non-``None``) fields replaced."""
-    return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+    if meta.get("kind") == "settings":
+        return SavedRun(graph, params, None, meta["task"], None, meta.get("result"), int(meta["hidden"]),
+                        {"hparams": meta["hparams"], "train": meta["train"]})
+    cfg = ProtocolConfig(**meta["config"])
+    return SavedRun(graph, params, cfg, meta["task"], RunState(**meta["state"]), meta.get("result"), cfg.hidden)

@@ -51,7 +51,8 @@ def confirm(args) -> int:
             print(f"run {info['i']}/{info['runs']}: {info['cell']} on {info['task']}, seed {info['seed']}: "
                   f"{info['status']} {info['score']:.4f}", file=sys.stderr, flush=True)
 
-    print_summary(run_confirm(args.db, k=args.k, seeds=args.seeds, steps=args.steps, on_event=on_event))
+    print_summary(run_confirm(args.db, k=args.k, seeds=args.seeds, steps=args.steps, save=getattr(args, 'save', None),
+                              on_event=on_event))
     return 0
 
 

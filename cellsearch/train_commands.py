@@ -32,7 +32,7 @@ def parse_options(items: list[str] | None) -> dict:
 
 EXPLICIT = ("preset", "lr", "init_scale", "init", "clip", "dropout", "hidden", "bptt", "epochs", "lr_decay",
             "decay_after", "seeds", "save", "max_windows")
-PROTOCOL_ONLY = ("preset", "dropout", "bptt", "epochs", "lr_decay", "decay_after", "save", "max_windows")
+PROTOCOL_ONLY = ("preset", "dropout", "bptt", "epochs", "lr_decay", "decay_after", "max_windows")
 
 
 def train(args) -> int:
@@ -92,7 +92,8 @@ def _train_settings(args, graph, explicit: bool) -> int:
     prog = progress_bar()
     with prog:
         tid = prog.add_task(f"{args.name} on {args.task}", total=len(settings) * args.steps)
-        results = train_and_evaluate(graph, task, settings, cfg, on_steps=lambda n: prog.advance(tid, n))
+        results = train_and_evaluate(graph, task, settings, cfg, on_steps=lambda n: prog.advance(tid, n),
+                                     keep_params=bool(args.save))
     keys = [k for k in ("accuracy", "closing_accuracy", "nll", "perplexity") if k in results[0].metrics]
     head = f"{'#':>2} {'lr':>6} {'init':>5} {'clip':>5} {'L':>2} {'hidden':>6} {'status':>9} {'score':>8} " + \
         " ".join(f"{k:>10}" for k in keys)
@@ -102,6 +103,18 @@ def _train_settings(args, graph, explicit: bool) -> int:
         vals = " ".join(f"{r.metrics.get(k, float('nan')):>10.4f}" for k in keys)
         print(f"{i:>2} {h.learning_rate:>6g} {h.init_scale:>5g} {h.max_grad_norm:>5g} {h.layers:>2} "
               f"{r.metrics.get('hidden', 0):>6} {r.status:>9} {r.score:>8.4f} {vals}")
+    if args.save:
+        from dataclasses import asdict
+
+        from cellsearch.protocol import save_trained
+
+        for r in results:  # each seed's run (one setting per seed with explicit settings)
+            d = os.path.join(args.save, f"seed-{r.hparams.seed}") if len(results) > 1 else args.save
+            if r.params is None:
+                print(f"seed {r.hparams.seed}: {r.status}, nothing to save")
+                continue
+            save_trained(d, graph, args.task, r, asdict(cfg))
+            print(f"saved to {d}; load it with GraphCell.from_saved({d!r})")
     best = max(results, key=lambda r: r.score)
     print(f"best score {best.score:.4f} (setting {results.index(best)}); "
           f"compile {sum(r.compile_s for r in results):.1f}s, total {sum(r.wall_s for r in results):.1f}s")
@@ -117,6 +130,7 @@ def _train_settings(args, graph, explicit: bool) -> int:
 def protocol_config(args, graph):
     """The :class:`~cellsearch.config.ProtocolConfig` of ``train``'s explicit settings."""
     import math
+    from dataclasses import replace
 
     from cellsearch.config import PRESETS, ProtocolConfig
     from cellsearch.hparams import hidden_size
@@ -129,12 +143,11 @@ def protocol_config(args, graph):
         hidden = hidden_size(graph, args.budget or TASKS[args.task].budget, layers)
     hidden = hidden or cfg.hidden
     init = args.init if args.init is not None else (args.init_scale / math.sqrt(hidden) if args.init_scale else None)
-    from cellsearch.protocol import with_overrides
 
-    return with_overrides(cfg, hidden=hidden, layers=layers, init=init, lr=args.lr, clip=args.clip,
-                          dropout=args.dropout, batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs,
-                          schedule=args.schedule, lr_decay=args.lr_decay, decay_after=args.decay_after,
-                          max_windows=args.max_windows)
+    changes = dict(hidden=hidden, layers=layers, init=init, lr=args.lr, clip=args.clip, dropout=args.dropout,
+                   batch_size=args.batch_size, bptt=args.bptt, epochs=args.epochs, schedule=args.schedule,
+                   lr_decay=args.lr_decay, decay_after=args.decay_after, max_windows=args.max_windows)
+    return replace(cfg, **{k: v for k, v in changes.items() if v is not None})  # the flags given override
 
 
 def _train_protocol(args, graph) -> int:

@@ -47,8 +47,13 @@ def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path,
     shutil.copy(full, cut)
     with Store(full, write=False) as st:
         evals_before = st.conn.execute("SELECT COUNT(*), SUM(score) FROM evaluations").fetchone()
-    want = confirm(full, k=1, seeds=2)
+    want = confirm(full, k=1, seeds=2, save=str(tmp_path / "runs"))
     assert len(want) == 1
+    saved = sorted((tmp_path / "runs").glob("*/*/seed-*"))
+    assert len(saved) == 8  # 2 cells x 2 tasks x 2 seeds, each reloadable
+    from cellsearch.export import GraphCell
+
+    GraphCell.from_saved(str(saved[0]))
     calls = {"n": 0}
 
     def killer(kind, info):
@@ -80,3 +85,26 @@ def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path,
     assert main(["top", "--db", full]) == 0
     top = capsys.readouterr().out
     assert "confirmed verdict" in top.splitlines()[0]
+
+
+def test_train_save_works_on_every_task(tmp_path):
+    """`train --save` outside the standard protocol: the run reloads as a flax module with
+    the trained parameters, its setting and result kept."""
+    import jax
+    import jax.numpy as jnp
+
+    from cellsearch.cli import main
+    from cellsearch.export import GraphCell
+    from cellsearch.protocol import load_run
+
+    d = str(tmp_path / "xml-run")
+    assert main(["train", "GRU", "--task", "xml", "--steps", "10", "--lr", "0.5", "--task-opt", "seq_len=8",
+                 "--save", d, "--no-compile-cache"]) == 0
+    run = load_run(d)
+    assert run.task == "xml" and run.settings["hparams"]["learning_rate"] == 0.5 and run.result["status"] == "ok"
+    cell, variables = GraphCell.from_saved(d)
+    carry = cell.initialize_carry(jax.random.key(0), (2, run.hidden))
+    _, y = cell.apply(variables, carry, jnp.ones((2, run.hidden)))
+    assert y.shape == (2, run.hidden) and bool(jnp.isfinite(y).all())
+    leaf = jax.tree.leaves(variables["params"])[0]
+    assert jnp.allclose(leaf, jax.tree.leaves(run.cell_params(0))[0])
