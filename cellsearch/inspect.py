@@ -57,6 +57,15 @@ def describe(store: Store, ref: str) -> str:
         dead = detail["probe_rejected"]
         lines.append(f"# proposed after {sum(dead.values())} dead sibling(s) failed the liveness probe ("
                      + ", ".join(f"{n} {why}" for why, n in sorted(dead.items())) + ") and were resampled")
+    from cellsearch.confirm import summary
+    from cellsearch.results import baseline_hash
+
+    conf = summary(store, baseline_hash(cfg), cfg.tasks).get(row["hash"])
+    if conf:
+        per = "; ".join(f"{t} {p['mean']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] {p['verdict']}"
+                        for t, p in conf["tasks"].items())
+        lines.append(f"# confirmed: {conf['score']:.4f}, {conf['verdict']} against {baseline} "
+                     f"({next(iter(conf['tasks'].values()))['pairs']} paired seeds, 95 % intervals: {per})")
     lines += to_equations(g)
     lines.append("")
     lines.append("# metrics (best setting per task)")

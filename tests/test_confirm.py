@@ -85,6 +85,9 @@ def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path,
     assert main(["top", "--db", full]) == 0
     top = capsys.readouterr().out
     assert "confirmed verdict" in top.splitlines()[0]
+    cell = next(iter(want))
+    assert main(["show", cell, "--db", full]) == 0
+    assert f"# confirmed: {want[cell]['score']:.4f}, {want[cell]['verdict']} against GRU" in capsys.readouterr().out
 
 
 def test_train_save_works_on_every_task(tmp_path):
