@@ -181,3 +181,43 @@ def print_summary(conf: dict[str, dict]) -> None:
         per = "; ".join(f"{t} {p['mean']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] {p['verdict']} ({p['pairs']} pairs"
                         + (f", {p['left_out']} left out" if p["left_out"] else "") + ")" for t, p in c["tasks"].items())
         print(f"{cell}: confirmed {c['score']:.4f}, {c['verdict']} ({c['steps']} steps per run): {per}")
+
+
+COLOURS = {"better": "#2e8b57", "tie": "#888888", "worse": "#d9534f"}
+
+
+def report_section(conf: dict[str, dict], tasks: tuple[str, ...], ids: dict[str, int], baseline: str) -> str:
+    """The report's section: per task, each confirmed cell's mean ratio to the baseline with
+    its 95 % interval (coloured by verdict, the line at 1 is the baseline), then a table."""
+    import html
+
+    from cellsearch.pages import figure, png
+
+    if not conf:
+        return ""
+    cells = sorted(conf, key=lambda c: -conf[c]["score"])
+    fig, axes = figure(min(4.2 * len(tasks), 12), 0.5 * len(cells) + 1.6, len(tasks))
+    axes = axes if len(tasks) > 1 else [axes]
+    for ax, t in zip(axes, tasks, strict=True):
+        for y, c in enumerate(cells):
+            p = conf[c]["tasks"][t]
+            lo, hi = max(p["lo"], p["mean"] - 1), min(p["hi"], p["mean"] + 1)  # a one-pair interval is infinite
+            ax.errorbar(p["mean"], y, xerr=[[p["mean"] - lo], [hi - p["mean"]]], fmt="o", capsize=4,
+                        color=COLOURS[p["verdict"]])
+        ax.axvline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_yticks(range(len(cells)), [f"cell {ids.get(c, '?')}" for c in cells])
+        ax.invert_yaxis()
+        ax.set_xlabel(f"ratio to {baseline} (95 % interval)")
+        ax.set_title(t)
+        ax.grid(alpha=0.3, axis="x")
+    rows = "".join(
+        f"<tr><td>cell {ids.get(c, '?')} <code>{c}</code></td><td>{conf[c]['score']:.4f}</td>"
+        f"<td style='color:{COLOURS[conf[c]['verdict']]}'><b>{conf[c]['verdict']}</b></td>"
+        + "".join(f"<td>{conf[c]['tasks'][t]['mean']:.4f} [{conf[c]['tasks'][t]['lo']:.4f}, "
+                  f"{conf[c]['tasks'][t]['hi']:.4f}]</td>" for t in tasks) + "</tr>" for c in cells)
+    head = "<tr><th>cell</th><th>confirmed</th><th>verdict</th>" + "".join(
+        f"<th>{html.escape(t)}</th>" for t in tasks) + "</tr>"
+    n = next(iter(conf.values()))
+    return (f"<h2>Confirmation</h2><p>Re-trained with {next(iter(n['tasks'].values()))['pairs']} fresh seeds, "
+            f"paired with {html.escape(baseline)}, {n['steps']} steps per run: better if the interval lies above 1, "
+            f"worse if below, else a tie.</p><img alt='confirmation' src='{png(fig)}'/><table>{head}{rows}</table>")

@@ -36,6 +36,7 @@ from cellsearch.pages import figure as _figure
 from cellsearch.pages import png as _png
 from cellsearch.pages import write_page
 from cellsearch.results import Scores, stored_config
+from cellsearch.spaces import load_space
 from cellsearch.storage import Store
 
 OUTCOMES = ("duplicate", "filtered", "hurdle", "error", "scored")
@@ -361,6 +362,13 @@ def build_report(db: str, out: str = "report.html", *, top: int = 10, analyze: i
             f"<p>Kendall's tau between the hurdle stage ({html.escape(cfg.tasks[0])} best) and the final score: "
             f"<b>{kt[0]:.3f}</b> (p = {kt[1]:.2g}) over {kt[2]} scored cells.</p>" if kt else
             "<p>Fewer than 3 scored cells.</p>"))
+        from cellsearch.confirm import report_section, summary
+        from cellsearch.results import baseline_hash
+
+        conf = report_section(summary(store, baseline_hash(cfg), cfg.tasks), cfg.tasks,
+                              {h: r["id"] for h, r in d.cells.items()}, load_space(cfg.space).baseline)
+        if conf:
+            sections.insert(4, conf)  # after the leaderboard
         if analyze:
             sections.append(f"<h2>Inside the best cells</h2>{_analysis_html(d, analyze)}")
     title = f"cellsearch report: {db}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -85,6 +86,13 @@ def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path,
     assert main(["top", "--db", full]) == 0
     top = capsys.readouterr().out
     assert "confirmed verdict" in top.splitlines()[0]
+    from cellsearch.report import build_report
+    from tests.test_report import chromium
+
+    page = build_report(full, str(tmp_path / "r.html"))
+    dom = chromium("--dump-dom", f"file://{page}").stdout
+    heads = re.findall(r"<h2>(.*?)</h2>", dom)
+    assert heads[heads.index("Leaderboard") + 1] == "Confirmation" and "img alt=\"confirmation\"" in dom
     cell = next(iter(want))
     assert main(["show", cell, "--db", full]) == 0
     assert f"# confirmed: {want[cell]['score']:.4f}, {want[cell]['verdict']} against GRU" in capsys.readouterr().out
