@@ -87,15 +87,19 @@ class HParamSpace:
         return replace(self, **changes)
 
 
-def seeded(h: HParams, search_seed: int) -> HParams:
-    """``h`` with its initialisation seed derived from the search seed and its grid point, so a
-    setting's seed is stable: a resumed step, or the same point met again, trains the same run.
+def seeded(h: HParams, search_seed: int, replicate: int = 0) -> HParams:
+    """``h`` with its initialisation seed derived from the search seed, its grid point and the
+    ``replicate`` number, so a setting's seed is stable: a resumed step, or the same point met
+    again, trains the same run; replicate ``r >= 1`` of a point is a run with a new seed (a
+    re-evaluation samples seed noise, see :meth:`cellsearch.steps.Search._settings`).
 
     >>> seeded(HParams(learning_rate=1.0), 0) == seeded(HParams(learning_rate=1.0, seed=7), 0)
     True
+    >>> seeded(HParams(), 0).seed != seeded(HParams(), 0, replicate=1).seed
+    True
     """
     point = json.dumps({f.name: getattr(h, f.name) for f in fields(h) if f.name != "seed"}, sort_keys=True)
-    digest = hashlib.sha256(f"{search_seed}:{point}".encode()).digest()
+    digest = hashlib.sha256(f"{search_seed}:{point}".encode() + (f":{replicate}".encode() if replicate else b"")).digest()
     return replace(h, seed=int.from_bytes(digest[:4], "little") & 0x7FFFFFFF)
 
 

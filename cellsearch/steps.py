@@ -106,6 +106,7 @@ class Search:
         self.view = PoolView(store, lambda: Scores(store, config), self.seed_hashes)
         self.defer_admit = config.population > 1  # rounds admit their children at the round's end
         self.probe = liveness_check(config) if config.probe else None
+        self.used_up: dict[int, set[str]] = {}  # step -> tasks whose grid ran out of new settings
 
     def score(self, cell_hash: str) -> float | None:
         """The cell's score (:mod:`cellsearch.results`); ``None`` if a task has no result."""
@@ -150,10 +151,15 @@ class Search:
 
     # -- jobs ------------------------------------------------------------------------------------
 
-    def _settings(self, cell_hash: str, task: str, n: int, rng, step: int, carry: list[HParams] = ()) -> list[HParams]:
+    def _settings(self, cell_hash: str, task: str, n: int, rng, step: int, carry: list[HParams] = (),
+                  replicates: bool = False) -> list[HParams]:
         """``n`` settings not evaluated for this cell and task by an earlier step: ``carry``
         first, then random grid points. A setting's seed is derived from its grid point, so
-        it is stable; a resumed step chooses exactly the settings it chose before."""
+        it is stable; a resumed step chooses exactly the settings it chose before. With
+        ``replicates`` (re-evaluations) a point drawn again is trained with a new seed
+        (:func:`~cellsearch.hparams.seeded`'s replicate 1, 2, ...), so re-evaluating samples
+        seed noise and never runs out of settings; without, a grid that is used up gives
+        fewer settings, and the step's detail says so (``grid_used_up``)."""
         space = self.cfg.hparam_space(task)
         done = self.store.done_keys(cell_hash, task, before_step=step)
         out: list[HParams] = []
@@ -164,9 +170,14 @@ class Search:
             if len(out) >= n:
                 break
             (h,) = space.sample(rng, 1)
-            h = seeded(h, self.cfg.seed)
-            if h.key() not in done and h not in out:
-                out.append(h)
+            r, s = 0, seeded(h, self.cfg.seed)
+            while replicates and (s.key() in done or s in out):
+                r += 1
+                s = seeded(h, self.cfg.seed, r)
+            if s.key() not in done and s not in out:
+                out.append(s)
+        if len(out) < n:
+            self.used_up.setdefault(step, set()).add(task)
         return out
 
     def _job(self, cell_hash: str, graph_json: str, task: str, settings: list[HParams], step: int,
@@ -205,13 +216,21 @@ class Search:
     # -- steps -----------------------------------------------------------------------------------
 
     def step(self, k: int) -> Generator[dict, list[dict], Outcome]:
+        """Step ``k``: its jobs, then its :class:`Outcome`; a step whose cell had fewer new
+        settings left on a task than it asked for says so in its detail (``grid_used_up``)."""
         rng = np.random.default_rng([self.cfg.seed, k])
         if k < self.n_init:
-            return (yield from self._seed_step(k, rng))
-        proposal = self.strategy.propose(self.view, rng)
-        if proposal[0] == "reeval":
-            return (yield from self._reeval_step(k, proposal[1], rng))
-        return (yield from self._child_step(k, proposal[1], proposal[2], rng))
+            o = yield from self._seed_step(k, rng)
+        else:
+            proposal = self.strategy.propose(self.view, rng)
+            if proposal[0] == "reeval":
+                o = yield from self._reeval_step(k, proposal[1], rng)
+            else:
+                o = yield from self._child_step(k, proposal[1], proposal[2], rng)
+        used = sorted(self.used_up.pop(k, ()))
+        if used:
+            o.detail["grid_used_up"] = used
+        return o
 
     def _seed_step(self, k, rng):
         from cellsearch.dedup import functional_hash
@@ -229,7 +248,8 @@ class Search:
     def _reeval_step(self, k, h, rng):
         row = self.store.cell(h)
         for t in self.cfg.tasks:
-            yield from self._evaluate(h, row["graph"], t, self._settings(h, t, self.cfg.settings_per_task, rng, k), k)
+            yield from self._evaluate(h, row["graph"], t, self._settings(h, t, self.cfg.settings_per_task, rng, k,
+                                                                         replicates=True), k)
         score = self.score(h)
         return Outcome("reeval", h, "reevaluated", {"score": score}, (row["status"], score))
 

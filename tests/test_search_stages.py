@@ -201,3 +201,28 @@ def test_a_failed_baseline_stops_the_search_with_one_clear_reason(tmp_path):
 
     with pytest.raises(SearchStopped, match="'arithmetic': all 2 of its settings crashed \\(scripted error\\)"):
         run_search(cfg(), str(tmp_path / "c.db"), executor=Scripted(crash))
+
+
+def test_reevaluations_draw_new_seeds_and_a_used_up_grid_says_so(tmp_path):
+    """The tiny grid has 2 points, all used by the seed steps: a re-evaluation trains them again
+    with new seeds (seed noise is sampled, the grid never runs out), and a child asking for
+    more settings than the grid holds is told so in its step's detail."""
+    import json
+
+    db = str(tmp_path / "s.db")
+    run_search(cfg(candidates=12, reeval_prob=0.6, settings_per_task=5), db, executor=Scripted(staged))
+    with Store(db, write=False) as st:
+        reevals = st.conn.execute("SELECT step, cell_hash FROM steps WHERE kind='reeval'").fetchall()
+        assert reevals
+        step, cell = reevals[0]
+        ev = st.conn.execute("SELECT hparams FROM evaluations WHERE cell_hash=? AND task='arithmetic'",
+                             (cell,)).fetchall()
+        points = Counter(json.dumps({k: v for k, v in json.loads(h).items() if k != "seed"}, sort_keys=True)
+                         for (h,) in ev)
+        assert len(ev) > 2 and len(points) == 2 and max(points.values()) >= 2  # same points, new seeds
+        assert len({json.loads(h)["seed"] for (h,) in ev}) == len(ev)
+        details = [json.loads(d) for (d,) in st.conn.execute(
+            "SELECT detail FROM steps WHERE kind='child' AND outcome IN ('scored', 'hurdle')")]
+        assert details and all("arithmetic" in d.get("grid_used_up", []) for d in details)
+        assert not any(json.loads(d).get("grid_used_up") for (d,) in st.conn.execute(
+            "SELECT detail FROM steps WHERE kind='reeval'"))
