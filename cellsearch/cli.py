@@ -55,6 +55,16 @@ def int_list(text: str) -> tuple[int, ...]:
     return vals
 
 
+def float_list(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not vals or min(vals) <= 0 or len(set(vals)) != len(vals):
+        raise argparse.ArgumentTypeError(f"expected distinct positive numbers, got {text!r}")
+    return vals
+
+
 def int_list_0(text: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.split(","))
@@ -108,7 +118,8 @@ def args_mutate(s) -> None:
 
 
 def args_train(s) -> None:
-    s.add_argument("name", help="a seed name or a cell JSON file")
+    s.add_argument("name", help="a seed name, a cell JSON file, or a cell id/hash in --db")
+    s.add_argument("--db", default=None, help=f"search store for cell ids (default ./{DEFAULT_DB} if it exists)")
     s.add_argument("--task", choices=list(TASKS), default="arithmetic")
     s.add_argument("--seed", type=int, default=0, help="seed of the settings, parameters and data")
     s.add_argument("--task-opt", action="append", metavar="KEY=VALUE", help="task setting, e.g. max_digits=4")
@@ -126,6 +137,11 @@ def args_train(s) -> None:
                         "decay 0.5 after epoch 4; medium: 2x650, dropout 0.5, 39 epochs; large: 2x1500, dropout "
                         "0.65, 55 epochs); other flags override its values")
     e.add_argument("--lr", type=positive_float, default=None, help="learning rate (plain SGD)")
+    e.add_argument("--lr-grid", type=float_list, default=None, metavar="A,B,C",
+                   help="standard protocol: probe each rate for one epoch at a fixed rate and train at the one with "
+                        "the lowest validation NLL (each cell at its own rate)")
+    e.add_argument("--lr-probe-windows", type=positive_int, default=None, metavar="N",
+                   help="with --lr-grid: probe on the first N training windows instead of a whole epoch")
     init = e.add_mutually_exclusive_group()
     init.add_argument("--init-scale", type=positive_float, default=None,
                       help="weights in U[-s/sqrt(hidden), s/sqrt(hidden)] (the search's scale)")

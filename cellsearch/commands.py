@@ -298,28 +298,11 @@ def search(args) -> int:
     return 0
 
 
-def _cell_by_name(name: str, db: str | None):
-    """A seed name, a cell JSON file, or a cell id/hash in the store."""
-    from cellsearch.spaces import resolve_cell
-
-    try:
-        return resolve_cell(name)
-    except CellSearchError:
-        db = db or DEFAULT_DB
-        if not os.path.exists(db):
-            raise
-        from cellsearch.graph import from_json
-        from cellsearch.inspect import find_cell
-        from cellsearch.storage import Store
-
-        with Store(db, write=False) as store:
-            return from_json(find_cell(store, name)["graph"])
-
-
 def analyze(args) -> int:
     from cellsearch.analyze import analyze as run
+    from cellsearch.inspect import cell_by_name
 
-    graph = _cell_by_name(args.name, args.db)
+    graph = cell_by_name(args.name, args.db)
     summary = run(graph, args.task, args.output, params_dir=args.params, data_dir=args.data_dir, steps=args.steps,
                   budget=args.budget, seed=args.seed, lr=args.lr)
     for gate, per_layer in summary["gates"].items():

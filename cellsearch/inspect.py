@@ -6,8 +6,9 @@ This module imports nothing from JAX.
 from __future__ import annotations
 
 import json
+import os
 
-from cellsearch.errors import StorageError
+from cellsearch.errors import CellSearchError, StorageError
 from cellsearch.graph import from_json, to_json
 from cellsearch.results import Scores
 from cellsearch.spaces import load_space
@@ -53,6 +54,9 @@ def describe(store: Store, ref: str) -> str:
         stage = cfg.filter_task if step["outcome"] == "filtered" else cfg.tasks[0]
         lines.append(f"# {step['outcome']}: stopped at the rung after {detail['stopped_at']} steps of {stage} "
                      "(successive halving: its settings could not reach the stage's bar)")
+    if detail.get("grid_used_up"):
+        lines.append(f"# its hyperparameter grid had fewer new settings than asked on {', '.join(detail['grid_used_up'])}"
+                     " (a small grid: widen it with --set hparams.learning_rate=...)")
     if detail.get("probe_rejected"):
         dead = detail["probe_rejected"]
         lines.append(f"# proposed after {sum(dead.values())} dead sibling(s) failed the liveness probe ("
@@ -131,3 +135,19 @@ def export_cell(db: str, ref: str, path: str) -> str:
         with open(path, "w") as f:
             f.write(to_json(g) + "\n")
     return path
+
+
+def cell_by_name(name: str, db: str | None):
+    """A seed name, a cell JSON file, or a cell id/hash in the store."""
+    from cellsearch.spaces import resolve_cell
+
+    try:
+        return resolve_cell(name)
+    except CellSearchError:
+        from cellsearch.config import DEFAULT_DB
+
+        db = db or DEFAULT_DB
+        if not os.path.exists(db):
+            raise
+        with Store(db, write=False) as store:
+            return from_json(find_cell(store, name)["graph"])

@@ -30,18 +30,18 @@ def parse_options(items: list[str] | None) -> dict:
     return out
 
 
-EXPLICIT = ("preset", "lr", "init_scale", "init", "clip", "dropout", "hidden", "bptt", "epochs", "lr_decay",
+EXPLICIT = ("preset", "lr", "lr_grid", "init_scale", "init", "clip", "dropout", "hidden", "bptt", "epochs", "lr_decay",
             "decay_after", "seeds", "save", "max_windows")
-PROTOCOL_ONLY = ("preset", "dropout", "bptt", "epochs", "lr_decay", "decay_after", "max_windows")
+PROTOCOL_ONLY = ("preset", "lr_grid", "lr_probe_windows", "dropout", "bptt", "epochs", "lr_decay", "decay_after", "max_windows")
 
 
 def train(args) -> int:
-    from cellsearch.spaces import resolve_cell
+    from cellsearch.inspect import cell_by_name
     from cellsearch.tasks import TASKS
 
     explicit = any(getattr(args, k) is not None for k in EXPLICIT)
     explicit = explicit or args.schedule == "zaremba"
-    graph = resolve_cell(args.name)
+    graph = cell_by_name(args.name, args.db)
     if args.layers is not None and explicit and len(args.layers) != 1:
         raise ConfigError(f"--layers takes one count with explicit settings, got {','.join(map(str, args.layers))}")
     if not args.no_compile_cache:
@@ -174,6 +174,19 @@ def _train_protocol(args, graph) -> int:
     console.print(f"{args.name} on {args.task}: {base.layers}x{base.hidden}, init {base.init:g}, lr {base.lr:g} "
                   f"({base.schedule}), clip {base.clip:g}, dropout {base.dropout:g}, batch {base.batch_size}, "
                   f"bptt {base.bptt}, {base.epochs} epochs of {n_win} windows; seeds {','.join(map(str, seeds))}")
+    if args.lr_grid:
+        from cellsearch.lr_choice import choose_lr, save_choice
+
+        def on_probe(p):
+            console.print(f"probe lr {p['lr']:g}: {p['status']}, valid nll {p['valid_nll']:.4f}")
+
+        lr, probes = choose_lr(graph, data, replace(base, seed=seeds[0]), args.lr_grid,
+                               probe_windows=args.lr_probe_windows, on_probe=on_probe)
+        console.print(f"chose lr {lr:g} (lowest validation NLL after the probe's first epoch"
+                      + (f", {args.lr_probe_windows} windows" if args.lr_probe_windows else "") + ")")
+        base = replace(base, lr=lr)
+        if args.save:
+            save_choice(args.save, lr, probes, args.lr_probe_windows)
     results = []
     for s in seeds:
         cfg = replace(base, seed=s)

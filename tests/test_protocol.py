@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -159,3 +161,28 @@ def test_music_pieces_are_streams(rng):
     assert counted == sum(n - 1 for n in (30, 12, 50))  # every step of every piece, padding never
     out = run_protocol(find_seed("GRU"), data, cfg)
     assert 0 < out["test"]["nll"] < 88
+
+
+def test_each_cell_at_its_own_learning_rate(tmp_path, monkeypatch):
+    """``--lr-grid``: a short probe per rate, the rate with the lowest validation NLL is chosen
+    (a rate that diverges is out), and the choice is saved with the run."""
+    import json
+
+    from cellsearch.lr_choice import choose_lr, save_choice
+
+    data, g = toy(), find_seed("GRU")
+    cfg = replace(CFG, layers=1, epochs=1)
+    lr, probes = choose_lr(g, data, cfg, (0.05, 1.0, 30.0), probe_windows=20)
+    assert [p["lr"] for p in probes] == [0.05, 1.0, 30.0] and all(p["status"] == "ok" for p in probes)
+    assert lr == min(probes, key=lambda p: p["valid_nll"])["lr"] == 1.0  # the toy stream is easy: 1 beats 0.05 and 30
+    save_choice(str(tmp_path), lr, probes, 20)
+    assert json.loads((tmp_path / "lr_choice.json").read_text())["chosen"] == 1.0
+
+    import cellsearch.protocol as protocol
+
+    def diverges(graph, data, cfg, **kw):
+        raise ConfigError("training diverged in epoch 1 (validation NLL nan)")
+
+    monkeypatch.setattr(protocol, "run_protocol", diverges)
+    with pytest.raises(ConfigError, match="every rate"):
+        choose_lr(g, data, cfg, (1.0, 2.0), probe_windows=5)
