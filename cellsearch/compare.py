@@ -125,7 +125,7 @@ def build_comparison(dbs: list[str], out: str = "compare.html", *, top: int = 3)
                 raise StorageError(f"{db!r} holds no search yet (no settings stored)")
         data = [StoreData(st) for st in stores]
         labels = [_label(db, d) for db, d in zip(dbs, data, strict=True)]
-        head = "<tr><th>search</th><th>children</th>" + "".join(f"<th>{o}</th>" for o in OUTCOMES) + \
+        head = "<tr><th>search</th><th>proposed (duplicates too)</th>" + "".join(f"<th>{o}</th>" for o in OUTCOMES) + \
             "<th>dead at the probe</th><th>minutes</th><th>children per hour</th><th>best score</th></tr>"
         sections = [
             "<h2>Best score so far</h2><img alt='best so far' src='" + curves_figure(labels, data) + "'/>",
