@@ -28,7 +28,6 @@ import time
 from dataclasses import asdict, replace
 
 from cellsearch.errors import ConfigError, StorageError
-from cellsearch.hparams import HParams
 from cellsearch.storage import Store
 
 SEED_BASE = 7_000_003  # confirmation seeds: far from the search's grid-point seeds
@@ -81,11 +80,6 @@ def runs(store: Store) -> list[dict]:
             for r in store.conn.execute("SELECT * FROM confirmations ORDER BY id")]
 
 
-def best_setting(store: Store, cell_hash: str, task: str) -> HParams | None:
-    ev = [e for e in store.evaluations(cell_hash, task) if e["status"] == "ok"]
-    return HParams(**max(ev, key=lambda e: e["score"])["hparams"]) if ev else None
-
-
 def summary(store: Store, baseline: str, tasks: tuple[str, ...]) -> dict[str, dict]:
     """Per confirmed cell: ``tasks`` (per task: mean, lo, hi, pairs, left_out, verdict),
     ``score`` (min over tasks of the mean ratio) and ``verdict`` over tasks."""
@@ -126,7 +120,7 @@ def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, sa
 
     from cellsearch.executors import run_job
     from cellsearch.results import baseline_hash, leaderboard, stored_config
-    from cellsearch.tasks import task_options
+    from cellsearch.steps import best_settings, make_job
 
     if k < 1 or seeds < 2:
         raise ConfigError(f"confirm needs k >= 1 and seeds >= 2 (an interval needs two pairs), got k={k}, seeds={seeds}")
@@ -139,13 +133,14 @@ def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, sa
         with store.tx():
             store.conn.execute(_TABLE)
         cells = [base, *top]
+        graphs = {c: store.cell(c)["graph"] for c in cells}
         todo = []
         for cell in cells:
             for t in cfg.tasks:
-                h = best_setting(store, cell, t)
-                if h is None:
+                best = best_settings(store, cell, t, 1)
+                if not best:
                     raise StorageError(f"cell {cell} has no finished evaluation on {t!r} to take its setting from")
-                todo += [(cell, t, h, s) for s in range(seeds)]
+                todo += [(cell, t, best[0], s) for s in range(seeds)]
         n_steps = steps or cfg.train_config(cfg.tasks[0]).steps
         done = {(r["cell_hash"], r["task"], r["seed"]) for r in runs(store) if r["steps"] == n_steps}
         left = [x for x in todo if (x[0], x[1], x[3]) not in done]
@@ -154,10 +149,9 @@ def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, sa
         for i, (cell, t, h, s) in enumerate(left):
             hs = replace(h, seed=SEED_BASE + s)
             train = replace(cfg.train_config(t), steps=n_steps, data_seed=SEED_BASE + s, members=1, rungs=(), bar=0.0)
-            job = {"graph": store.cell(cell)["graph"], "task": t,
-                   "task_options": task_options(t, cfg.task_options.get(t), cfg.data_dir),
-                   "settings": [asdict(hs)], "train": asdict(train), "cell": cell, "step": -1,
-                   **({"save": os.path.join(save, cell, t, f"seed-{s}")} if save else {})}
+            job = make_job(cfg, cell, graphs[cell], t, [hs], train, -1)
+            if save:
+                job["save"] = os.path.join(save, cell, t, f"seed-{s}")
             (r,) = run_job(job)
             if r["status"] == "lost":
                 raise StorageError(f"confirmation run of {cell} on {t!r} was lost ({r['metrics'].get('error')}); "

@@ -18,7 +18,7 @@ A run writes its run record (:mod:`cellsearch.runs`) at the start and marks it f
 stopped at the end, whatever the end: the budget, the step cap (``20 * candidates + 20``
 steps, reached when almost every proposal is a duplicate), an interrupt
 (:class:`~cellsearch.errors.Interrupted`), a store that cannot be written (raised as a
-:class:`~cellsearch.errors.StorageError` naming the cause, :func:`cellsearch.doctor.explain`).
+:class:`~cellsearch.errors.StorageError` naming the cause, :func:`cellsearch.store_errors.explain`).
 The executor is closed on every path, so no worker outlives the run.
 """
 from __future__ import annotations
@@ -66,6 +66,12 @@ def _retry(results: list[list[dict]], steps: list[int], task: str, tries: int, r
         for k in steps:
             on_event("abandoned", {"step": k, "task": task, "reason": reason})
     return False
+
+
+def _budget_or_cap(store: Store, target: int | None) -> str:
+    """Why a search that ran all its steps stopped: its budget if the children it had to
+    evaluate are done, else its step cap (most proposals were duplicates)."""
+    return "budget" if target is not None and store.children_done() >= target else "step cap"
 
 
 def rounds(n_init: int, population: int, max_steps: int):
@@ -180,7 +186,7 @@ def run_rounds(search: Search, executor, *, deadline: float, max_steps: int, ret
             search.check_baseline()
         else:
             _admit(store, search, r, steps)
-    return ("budget" if target is not None and store.children_done() >= target else "step cap"), trained
+    return _budget_or_cap(store, target), trained
 
 
 def _admit(store: Store, search: Search, r: int, steps) -> None:
@@ -294,8 +300,8 @@ def run_search(
                 advance(k, search.step(k), None)
             if not running:
                 if not in_flight:
-                    stopped = "time" if time.perf_counter() > deadline else "step cap" if next_k >= max_steps and (
-                        target is None or store.children_done() < target) else "budget"
+                    stopped = "time" if time.perf_counter() > deadline else \
+                        _budget_or_cap(store, target) if next_k >= max_steps else "budget"
                     break
                 continue
             handle, results = executor.wait()
@@ -312,14 +318,11 @@ def run_search(
             advance(k, gen, results)
         ending = ("finished", stopped)
         return summarize(store, config, time.perf_counter() - t0, stopped, trained)
-    except Interrupted as e:
-        ending = ("stopped", e.signal)
-        raise
     except sqlite3.Error as e:
         ending = ("stopped", f"the store failed: {e}")
         raise explain(db, e) from None
-    except Exception as e:
-        ending = ("stopped", f"{type(e).__name__}: {e}")
+    except BaseException as e:  # an interrupt (Interrupted names its signal) or any other error
+        ending = ("stopped", e.signal if isinstance(e, Interrupted) else f"{type(e).__name__}: {e}")
         raise
     finally:
         if owned and executor is not None:

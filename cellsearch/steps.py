@@ -70,6 +70,22 @@ def check_inputs(cfg: SearchConfig) -> None:
         get_task(t, task_options(t, cfg.task_options.get(t), cfg.data_dir))
 
 
+def make_job(cfg: SearchConfig, cell_hash: str, graph_json: str, task: str, settings: list[HParams],
+             train, step: int) -> dict:
+    """The job (:mod:`cellsearch.executors`) that trains a cell on ``task`` under ``settings``
+    and the schedule ``train`` (a :class:`~cellsearch.config.TrainConfig`)."""
+    return {"graph": graph_json, "task": task,
+            "task_options": task_options(task, cfg.task_options.get(task), cfg.data_dir),
+            "settings": [asdict(h) for h in settings], "train": asdict(train), "cell": cell_hash, "step": step}
+
+
+def best_settings(store: Store, cell_hash: str, task: str, k: int) -> list[HParams]:
+    """The cell's ``k`` best finished settings on ``task``, best first (the earlier of equal ones)."""
+    ev = [e for e in store.evaluations(cell_hash, task) if e["status"] == "ok"]
+    ev.sort(key=lambda e: -e["score"])
+    return [HParams(**e["hparams"]) for e in ev[:k]]
+
+
 def liveness_check(cfg: SearchConfig) -> Callable:
     """The liveness probe at the filter's first initialisation scale and parameter budget."""
     from cellsearch.probe import ProbeConfig, liveness
@@ -183,9 +199,7 @@ class Search:
     def _job(self, cell_hash: str, graph_json: str, task: str, settings: list[HParams], step: int,
              bar: float = 0.0) -> dict:
         train = replace(self.cfg.train_config(task), bar=bar)  # without a bar (0) the rungs stop nothing
-        return {"graph": graph_json, "task": task,
-                "task_options": task_options(task, self.cfg.task_options.get(task), self.cfg.data_dir),
-                "settings": [asdict(h) for h in settings], "train": asdict(train), "cell": cell_hash, "step": step}
+        return make_job(self.cfg, cell_hash, graph_json, task, settings, train, step)
 
     def _evaluate(self, cell_hash, graph_json, task, settings, step, bar: float = 0.0
                   ) -> Generator[dict, list[dict], tuple]:
@@ -209,9 +223,7 @@ class Search:
         return {"stopped_at": max(at)} if at and all(at) else {}
 
     def _best_settings(self, cell_hash: str, task: str, k: int) -> list[HParams]:
-        ev = [e for e in self.store.evaluations(cell_hash, task) if e["status"] == "ok"]
-        ev.sort(key=lambda e: -e["score"])
-        return [HParams(**e["hparams"]) for e in ev[:k]]
+        return best_settings(self.store, cell_hash, task, k)
 
     # -- steps -----------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cellsearch.errors import StorageError
+from cellsearch.store_errors import explain
 
 SCHEMA_VERSION = 1
 
@@ -115,8 +116,6 @@ class Store:
             version = self.meta("schema_version")
         except sqlite3.DatabaseError as e:
             self.close()
-            from cellsearch.store_errors import explain
-
             raise explain(path, e) from None
         if version is None or int(version) > SCHEMA_VERSION:
             self.close()
