@@ -165,7 +165,7 @@ class SearchConfig:
     aging_sample: int = 5
     random_walk: int = 3
     # >1: children are evaluated P at a time through the population interpreter, in rounds
-    # (cellsearch.search.run_rounds); 1: one compiled program per cell
+    # (cellsearch.schedules.Rounds); 1: one compiled program per cell
     population: int = 1
     hparams: HParamSpace = HParamSpace()
     filter_hparams: HParamSpace = FILTER_HPARAMS
