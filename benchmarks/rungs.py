@@ -11,6 +11,12 @@ Reads validation curves (a setting's score at each validation point) from a sear
   the stage's training steps that saves.
 
     python rungs.py --funnel /work/runs/funnel_after.jsonl --bar 0.95 --every 1000 --steps 4000
+
+For a task stage, ``--hurdle-bar`` takes the bar from the store as the search sets it: the
+hurdle times the baseline's best over its first ``settings_per_task`` settings on ``--task``
+(``Search.baseline_bar``); every curve of the task is read, the seeds' and the children's:
+
+    python rungs.py --db quick.db --task arithmetic --hurdle-bar
 """
 
 from __future__ import annotations
@@ -34,6 +40,17 @@ def curves_from_store(db: str, task: str) -> list[list[float]]:
     with Store(db, write=False) as st:
         rows = st.conn.execute("SELECT metrics FROM evaluations WHERE task=? AND status='ok'", (task,)).fetchall()
     return [json.loads(m)["curve"] for (m,) in rows if "curve" in json.loads(m)]
+
+
+def hurdle_bar(db: str, task: str) -> float:
+    """The bar a search sets on ``task``'s stage: hurdle x the baseline's first-settings best."""
+    from cellsearch.results import baseline_hash, stored_config
+    from cellsearch.storage import Store
+
+    with Store(db, write=False) as st:
+        cfg = stored_config(st)
+        ev = st.evaluations(baseline_hash(cfg), task)[: cfg.settings_per_task]
+    return cfg.hurdle * max((e["score"] for e in ev if e["status"] == "ok"), default=0.0)
 
 
 def derive(curves: list[list[float]], bar: float, margin: float = 0.9) -> list[dict]:
@@ -68,13 +85,17 @@ def main():
     ap.add_argument("--db", action="append", default=[])
     ap.add_argument("--task", default="memorize")
     ap.add_argument("--funnel", action="append", default=[])
-    ap.add_argument("--bar", type=float, required=True)
+    ap.add_argument("--bar", type=float, default=None)
+    ap.add_argument("--hurdle-bar", action="store_true", help="the bar a search sets on the task's stage, from the store")
     ap.add_argument("--margin", type=float, default=0.9)
     args = ap.parse_args()
     curves = [c for f in args.funnel for c in curves_from_funnel(f)]
     curves += [c for d in args.db for c in curves_from_store(d, args.task)]
-    print(f"# {len(curves)} curves, bar {args.bar}, margin {args.margin}")
-    for r in derive(curves, args.bar, args.margin):
+    bar = hurdle_bar(args.db[0], args.task) if args.hurdle_bar else args.bar
+    if bar is None:
+        ap.error("give --bar or --hurdle-bar")
+    print(f"# {len(curves)} curves, bar {bar:.4f}, margin {args.margin}")
+    for r in derive(curves, bar, args.margin):
         print(json.dumps(r))
 
 

@@ -126,6 +126,13 @@ FILTER_HPARAMS = HParamSpace(learning_rate=(0.5, 1.0), init_scale=(1.0,), max_gr
 # benchmarks/rungs.py from the filter curves of the seeds and of live children; at a quarter of the
 # steps some settings that end above 95 % are still at chance, so the first rung is at half.
 FILTER_RUNGS = ((0.5, 0.3), (0.75, 0.55))
+# Successive halving in ``--quick``'s task stages (the hurdle task against hurdle x the baseline's
+# bar, the others against the pool's floor): derived by ``benchmarks/rungs.py --hurdle-bar`` from
+# the 72 curves per task of a --quick store (seeds and children, 5 validation points of 1,500
+# steps): every setting that ended at or above the bar was at >= 0.906 (arithmetic) and >= 0.934
+# (XML) of it after 300 steps and >= 0.951 after 900; 0.9 of those, rounded down to 0.05. Failing
+# settings end just below the bar, so this saves little (3 of 30 on arithmetic); it stops the dead.
+QUICK_TASK_RUNGS = ((0.2, 0.8), (0.6, 0.85))
 
 
 @dataclass(frozen=True)
@@ -298,13 +305,17 @@ def with_settings(cfg: SearchConfig, items: list[str]) -> SearchConfig:
 
 
 def quick_config(**overrides) -> SearchConfig:
-    """``--quick``: a small, meaningful search on a 2-core laptop CPU in about 15 minutes.
+    """``--quick``: a small, meaningful search on a 2-core laptop CPU in about 10 minutes.
 
     Arithmetic with up to 3 digits and XML with short rows and 1-3 letter tag names,
-    10k-parameter cells, 4 settings per task (one compiled program each), the calibrated
-    memorisation filter and 16 children. Children get one edit, as in the default preset; most
-    pass the filter now, so each costs more than when 14 of 16 stopped there (with 12 children
-    the best cell of seed 0 was still the GRU; with 16 a child scored 1.044).
+    10k-parameter cells, 4 settings per task (one compiled program each) of 1,500 steps with a
+    validation point every 300, the calibrated memorisation filter and 16 children. Children
+    get one edit, as in the default preset.
+
+    The task steps are chosen so that the tasks separate cells (``benchmarks/README.md``,
+    "Do --quick's tasks separate cells?"): over 3 search seeds the tanh RNN's best on arithmetic
+    is 0.88 of the GRU's at 600 steps, 0.85 at 1,200 and 0.81 at 1,500, while the gated cells
+    stay at 0.91-1.00 of it.
     """
     base = dict(
         tasks=("arithmetic", "xml"),
@@ -317,7 +328,7 @@ def quick_config(**overrides) -> SearchConfig:
                             max_grad_norm=(1.0, 5.0, 10.0)),
         budgets={"arithmetic": (10_000,), "xml": (10_000,), "ptb": (50_000,), "nottingham": (10_000,),
                  "pianomidi": (10_000,)},
-        train=TrainConfig(steps=600, batch_size=32, chunk=100, members=4),
+        train=TrainConfig(steps=1500, batch_size=32, chunk=100, eval_every=300, members=4, rungs=QUICK_TASK_RUNGS),
         task_options={"arithmetic": {"max_digits": 3}, "xml": {"seq_len": 32, "min_name": 1, "max_name": 3}},
     )
     base.update(overrides)

@@ -51,9 +51,10 @@ def describe(store: Store, ref: str) -> str:
     if row["status"] == "error" and detail.get("error"):
         lines.append(f"# error in stage {detail.get('stage')}: {detail['error']}")
     if detail.get("stopped_at"):
-        stage = cfg.filter_task if step["outcome"] == "filtered" else cfg.tasks[0]
+        stage = detail.get("stopped_task") or (cfg.filter_task if step["outcome"] == "filtered" else cfg.tasks[0])
         lines.append(f"# {step['outcome']}: stopped at the rung after {detail['stopped_at']} steps of {stage} "
-                     "(successive halving: its settings could not reach the stage's bar)")
+                     "(successive halving: its settings could not reach the stage's bar"
+                     + (", the pool's floor)" if step["outcome"] == "scored" else ")"))
     if detail.get("grid_used_up"):
         lines.append(f"# its hyperparameter grid had fewer new settings than asked on {', '.join(detail['grid_used_up'])}"
                      " (a small grid: widen it with --set hparams.learning_rate=...)")

@@ -19,6 +19,12 @@ proposes a child (strategy in :mod:`cellsearch.strategies`) and evaluates it in 
    (:mod:`cellsearch.results`) and the strategy decides whether it enters the pool (only
    above the floor, the hurdle).
 
+Each stage trains in rungs (successive halving, :attr:`cellsearch.config.TrainConfig.rungs`)
+against its bar: the filter's threshold, the hurdle times the baseline's bar on the first
+task, and on every other task the pool's floor (the hurdle times the baseline's bar there:
+a child below it on any task cannot enter the pool). A child whose every setting on a stage
+stopped at a rung records ``stopped_at`` and ``stopped_task``.
+
 A stage whose every setting crashed makes the child ``error`` (with the message), never a
 score. Steps are generators that yield evaluation jobs (:mod:`cellsearch.search` drives
 them), so the store is written by the driver alone. Each step draws every random number
@@ -216,11 +222,12 @@ class Search:
         return best, None
 
     def _rung(self, cell_hash: str, task: str) -> dict:
-        """Where a stopped child stopped: ``{"stopped_at": step}`` when every one of its
-        settings on ``task`` was stopped at a rung (the latest such rung), else ``{}``."""
+        """Where a stopped child stopped: ``{"stopped_at": step, "stopped_task": task}`` when
+        every one of its settings on ``task`` was stopped at a rung (the latest such rung), else
+        ``{}``."""
         ev = self.store.evaluations(cell_hash, task)
         at = [e["metrics"].get("stopped_at") for e in ev if e["status"] == "ok"]
-        return {"stopped_at": max(at)} if at and all(at) else {}
+        return {"stopped_at": max(at), "stopped_task": task} if at and all(at) else {}
 
     def _best_settings(self, cell_hash: str, task: str, k: int) -> list[HParams]:
         return best_settings(self.store, cell_hash, task, k)
@@ -311,16 +318,22 @@ class Search:
         if best < self.cfg.hurdle * base:
             return Outcome("child", h, "hurdle", {**me, "first": best, "baseline": base, **self._rung(h, first)},
                            ("hurdle", None))
-        # stage 3: every other task, then the score
+        # stage 3: every other task, then the score. A task's bar is the pool's floor (the hurdle
+        # times the baseline's best over as many settings): below it on any task, the child's
+        # score is below the floor, so its rungs may stop settings that cannot reach it.
+        stopped = {}
         for t in rest:
             carry = self._best_settings(parent_hash, t, self.cfg.carry_over)
+            bar = self.cfg.hurdle * self.baseline_bar(t, self.cfg.settings_per_task)
             _, err = yield from self._evaluate(h, js, t, self._settings(h, t, self.cfg.settings_per_task, rng, k,
-                                                                         carry), k)
+                                                                         carry), k, bar)
             if err:
                 return failed(t, err)
+            stopped = stopped or self._rung(h, t)
         score = self.score(h)
         if score is None:  # cannot happen once the baseline is checked; never store a made-up score
             return failed("score", "no score relative to the baseline")
+        me = {**me, **stopped}
         if self.defer_admit:
             return Outcome("child", h, "scored", {**me, "score": score}, ("scored", score))
         add, remove = self.admit(h, score)

@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NO_JAX = ["graph", "ops", "canon", "render", "mutate", "edits", "spaces", "hparams", "storage", "tasks", "config",
           "results", "inspect", "strategies", "cli", "draw", "tables", "commands", "progress", "report",
-          "encoding", "queries", "runs", "doctor", "store_errors", "compare", "pages", "store_commands", "confirm"]
+          "encoding", "queries", "runs", "doctor", "store_errors", "compare", "pages", "store_commands", "confirm",
+          "steps", "schedules", "search"]
 
 
 def no_jax_after(code: str) -> None:

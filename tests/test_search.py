@@ -147,3 +147,37 @@ def test_the_cascade_stops_children_at_a_rung_and_resumes_exactly(tmp_path, monk
     with Store(str(tmp_path / "full.db"), write=False) as st:
         filtered = [o for o in st.steps_outcomes(st.finished_steps()) if o["outcome"] == "filtered"]
         assert filtered and all(o["detail"]["stopped_at"] == 3 for o in filtered)
+
+
+def test_later_tasks_train_in_rungs_against_the_pools_floor(tmp_path, monkeypatch):
+    """Stage 3's bar is the pool's floor on each task (the hurdle times the baseline's bar
+    there): jobs carry it, and a child whose every setting on a later task stopped at a rung is
+    scored with ``stopped_at`` and ``stopped_task``, and ``show`` says where it stopped."""
+    from cellsearch.config import TrainConfig
+    from cellsearch.inspect import describe
+    from cellsearch.steps import Search as StepSearch
+
+    real_bar = StepSearch.baseline_bar
+    monkeypatch.setattr(StepSearch, "baseline_bar",
+                        lambda self, task, n: 1e6 if task == "xml" else real_bar(self, task, n))
+    bars = []
+    real_job = StepSearch._job
+
+    def job(self, cell_hash, graph_json, task, settings, step, bar=0.0):
+        bars.append((step, task, bar))
+        return real_job(self, cell_hash, graph_json, task, settings, step, bar)
+
+    monkeypatch.setattr(StepSearch, "_job", job)
+    cfg = tiny_config(candidates=2, reeval_prob=0.0, hurdle=0.5,
+                      train=TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3, rungs=((0.5, 1.0),)))
+    db = str(tmp_path / "r.db")
+    run_search(cfg, db)
+    child_xml = [b for k, t, b in bars if t == "xml" and k >= 2]
+    assert child_xml and all(b == 0.5 * 1e6 for b in child_xml)
+    assert all(b == 0.0 for k, t, b in bars if k < 2)  # seeds train whole
+    with Store(db, write=False) as st:
+        scored = [o for o in st.steps_outcomes(st.finished_steps()) if o["outcome"] == "scored"]
+        assert scored and all(o["detail"]["stopped_at"] == 3 and o["detail"]["stopped_task"] == "xml"
+                              for o in scored)
+        text = describe(st, scored[0]["cell"])
+    assert "stopped at the rung after 3 steps of xml" in text and "pool's floor" in text
