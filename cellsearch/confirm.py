@@ -168,13 +168,36 @@ def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, sa
         return summary(store, base, cfg.tasks)
 
 
-def print_summary(conf: dict[str, dict]) -> None:
+def print_summary(conf: dict[str, dict], searched: dict[str, float | None] | None = None) -> None:
     """The confirmation table: per cell, each task's mean ratio with its 95 % interval and
-    verdict, then the confirmed score and the verdict over tasks."""
+    verdict, then the confirmed score and the verdict over tasks; with ``searched`` (each
+    cell's search-time score) the search-time score beside it and :func:`winners_curse`."""
+    searched = searched or {}
     for cell, c in sorted(conf.items(), key=lambda kv: -kv[1]["score"]):
         per = "; ".join(f"{t} {p['mean']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] {p['verdict']} ({p['pairs']} pairs"
                         + (f", {p['left_out']} left out" if p["left_out"] else "") + ")" for t, p in c["tasks"].items())
-        print(f"{cell}: confirmed {c['score']:.4f}, {c['verdict']} ({c['steps']} steps per run): {per}")
+        was = f"search-time {searched[cell]:.4f}, " if searched.get(cell) is not None else ""
+        print(f"{cell}: {was}confirmed {c['score']:.4f}, {c['verdict']} ({c['steps']} steps per run): {per}")
+    if searched:
+        print(winners_curse(conf, searched))
+
+
+def winners_curse(conf: dict[str, dict], searched: dict[str, float | None]) -> str:
+    """One line: how far the confirmed scores fell below the search-time scores (a search's best
+    of a few noisy settings is biased upward) and how many cells stay at or above the baseline.
+
+    >>> conf = {"a": {"score": 1.01, "verdict": "better"}, "b": {"score": 0.99, "verdict": "tie"}}
+    >>> winners_curse(conf, {"a": 1.04, "b": 1.02})
+    "winner's curse: the 2 cells' scores moved by -0.030 on average (-0.030 to -0.030) from search to confirmation; 1 of 2 stay at or above the baseline (confirmed score >= 1), 1 better beyond the seed noise"
+    """
+    gaps = [conf[c]["score"] - searched[c] for c in conf if searched.get(c) is not None]
+    if not gaps:
+        return "winner's curse: no search-time score to compare with"
+    above = sum(v["score"] >= 1.0 for v in conf.values())
+    better = sum(v["verdict"] == "better" for v in conf.values())
+    return (f"winner's curse: the {len(gaps)} cells' scores moved by {sum(gaps) / len(gaps):+.3f} on average "
+            f"({min(gaps):+.3f} to {max(gaps):+.3f}) from search to confirmation; {above} of {len(conf)} stay at or "
+            f"above the baseline (confirmed score >= 1), {better} better beyond the seed noise")
 
 
 COLOURS = {"better": "#2e8b57", "tie": "#888888", "worse": "#d9534f"}

@@ -42,6 +42,8 @@ def top(args) -> int:
 def confirm(args) -> int:
     from cellsearch.confirm import confirm as run_confirm
     from cellsearch.confirm import print_summary
+    from cellsearch.results import Scores
+    from cellsearch.storage import Store
 
     def on_event(kind, info):
         if kind == "start":
@@ -51,8 +53,12 @@ def confirm(args) -> int:
             print(f"run {info['i']}/{info['runs']}: {info['cell']} on {info['task']}, seed {info['seed']}: "
                   f"{info['status']} {info['score']:.4f}", file=sys.stderr, flush=True)
 
-    print_summary(run_confirm(args.db, k=args.k, seeds=args.seeds, steps=args.steps, save=getattr(args, 'save', None),
-                              on_event=on_event))
+    conf = run_confirm(args.db, k=args.k, seeds=args.seeds, steps=args.steps, save=getattr(args, 'save', None),
+                       on_event=on_event)
+    with Store(args.db, write=False) as store:
+        scores = Scores(store)
+        searched = {c: scores.score(c) for c in conf}
+    print_summary(conf, searched)
     return 0
 
 

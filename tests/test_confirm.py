@@ -96,6 +96,15 @@ def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path,
     cell = next(iter(want))
     assert main(["show", cell, "--db", full]) == 0
     assert f"# confirmed: {want[cell]['score']:.4f}, {want[cell]['verdict']} against GRU" in capsys.readouterr().out
+    assert main(["confirm", "--db", full, "-k", "1", "--seeds", "2"]) == 0  # every run stored: nothing trains
+    out = capsys.readouterr().out
+    with Store(full, write=False) as st:
+        from cellsearch.results import Scores
+
+        searched = Scores(st).score(cell)
+    assert f"{cell}: search-time {searched:.4f}, confirmed {want[cell]['score']:.4f}" in out
+    gap = want[cell]["score"] - searched
+    assert f"winner's curse: the 1 cells' scores moved by {gap:+.3f} on average" in out
 
 
 def test_train_save_works_on_every_task(tmp_path):
