@@ -63,3 +63,25 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return "" if v is None else str(v)
+
+
+def quick_seed_best(cell: str, name: str, task, seed: int, steps: int = 0) -> float:
+    """The best score of seed cell ``cell`` on task ``name`` (a built ``task``) trained as a
+    ``--quick`` search with seed ``seed`` trains it: its ``init_settings`` settings drawn as the
+    search draws them, its training config (``steps`` overrides the steps)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from cellsearch.config import quick_config
+    from cellsearch.hparams import seeded
+    from cellsearch.spaces import find_seed
+    from cellsearch.train import train_and_evaluate
+
+    cfg = quick_config(seed=seed)
+    rng = np.random.default_rng([seed, 0])
+    settings = [seeded(h, seed) for h in cfg.hparam_space(name).sample(rng, cfg.init_settings)]
+    train = cfg.train_config(name)
+    if steps:
+        train = replace(train, steps=steps)
+    return max(r.score for r in train_and_evaluate(find_seed(cell), task, settings, train))

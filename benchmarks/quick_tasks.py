@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 
 import numpy as np
 
-from common import device
+from common import device, quick_seed_best
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -42,31 +41,20 @@ def main():
     ap.add_argument("--variants", nargs="+", required=True)
     ap.add_argument("--steps", type=int, default=0)
     args = ap.parse_args()
-    from cellsearch.config import quick_config
-    from cellsearch.hparams import seeded
-    from cellsearch.spaces import find_seed
     from cellsearch.tasks import get_task
-    from cellsearch.train import enable_compilation_cache, train_and_evaluate
+    from cellsearch.train import enable_compilation_cache
 
     enable_compilation_cache()
     print(f"# device: {device()}", flush=True)
     for variant in args.variants:
         name, opts = parse_variant(variant)
-        cfg = quick_config()
         task = get_task(name, opts)
-        train = cfg.train_config(name)
-        if args.steps:
-            train = replace(train, steps=args.steps)
         scores: dict[str, list[float]] = {}
         t0 = time.perf_counter()
         for cell in args.cells.split(","):
             for s in range(args.seeds):
-                c = replace(cfg, seed=s)
-                rng = np.random.default_rng([s, 0])
-                settings = [seeded(h, s) for h in c.hparam_space(name).sample(rng, c.init_settings)]
                 t = time.perf_counter()
-                res = train_and_evaluate(find_seed(cell), task, settings, replace(train, data_seed=s))
-                best = max(r.score for r in res)
+                best = quick_seed_best(cell, name, task, s, args.steps)
                 scores.setdefault(cell, []).append(best)
                 print(json.dumps({"variant": variant, "cell": cell, "seed": s, "best": round(best, 4),
                                   "s": round(time.perf_counter() - t, 1)}), flush=True)

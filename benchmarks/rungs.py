@@ -44,13 +44,13 @@ def curves_from_store(db: str, task: str) -> list[list[float]]:
 
 def hurdle_bar(db: str, task: str) -> float:
     """The bar a search sets on ``task``'s stage: hurdle x the baseline's first-settings best."""
-    from cellsearch.results import baseline_hash, stored_config
+    from cellsearch.results import stored_config
+    from cellsearch.steps import Search
     from cellsearch.storage import Store
 
     with Store(db, write=False) as st:
         cfg = stored_config(st)
-        ev = st.evaluations(baseline_hash(cfg), task)[: cfg.settings_per_task]
-    return cfg.hurdle * max((e["score"] for e in ev if e["status"] == "ok"), default=0.0)
+        return cfg.hurdle * Search(cfg, st).baseline_bar(task, cfg.settings_per_task)
 
 
 def derive(curves: list[list[float]], bar: float, margin: float = 0.9) -> list[dict]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 
 import numpy as np
 
-from common import device
+from common import device, quick_seed_best
 
 
 def main():
@@ -27,27 +26,17 @@ def main():
     ap.add_argument("--names", default="2-10,1-3")
     args = ap.parse_args()
     from cellsearch.config import quick_config
-    from cellsearch.hparams import seeded
-    from cellsearch.spaces import find_seed
     from cellsearch.tasks import get_task
-    from cellsearch.train import train_and_evaluate
 
     print(f"# device: {device()}")
     rows = []
     for names in args.names.split(","):
         lo, hi = (int(v) for v in names.split("-"))
-        cfg = quick_config()
-        opts = {**cfg.task_options["xml"], "min_name": lo, "max_name": hi}
+        opts = {**quick_config().task_options["xml"], "min_name": lo, "max_name": hi}
         task = get_task("xml", opts)
         means = {}
         for cell in args.cells.split(","):
-            scores = []
-            for s in range(args.seeds):
-                c = replace(cfg, seed=s)
-                rng = np.random.default_rng([s, 0])
-                settings = [seeded(h, s) for h in c.hparam_space("xml").sample(rng, c.init_settings)]
-                res = train_and_evaluate(find_seed(cell), task, settings, c.train_config("xml"))
-                scores.append(max(r.score for r in res))
+            scores = [quick_seed_best(cell, "xml", task, s) for s in range(args.seeds)]
             means[cell] = (float(np.mean(scores)), float(np.std(scores)))
             row = {"names": names, "cell": cell, "mean": round(means[cell][0], 4), "std": round(means[cell][1], 4),
                    "scores": [round(v, 4) for v in scores]}

@@ -11,8 +11,8 @@ jobs are evaluated together. One driver (:func:`drive`) runs both; the schedules
 Each step draws every random number from ``numpy.random.default_rng([seed, step])``, so a
 search is reproducible with one worker and a resumed step proposes the same child;
 evaluations already in the store are read back, never repeated. A job lost to its worker (a
-process that died, a Ray task lost) is retried ``retries`` times (:func:`_retry`); if it is still lost, its step is left unfinished (nothing stored), and a resumed
-search runs it again.
+process that died, a Ray task lost) is retried ``retries`` times (:func:`_retry`); if it is
+still lost, its step is left unfinished (nothing stored), and a resumed search runs it again.
 
 A run writes its run record (:mod:`cellsearch.runs`) at the start and marks it finished or
 stopped at the end, whatever the end: the budget, the step cap (``20 * candidates + 20``
@@ -178,7 +178,6 @@ def run_search(
         max_steps = search.n_init + (20 * target + 20 if target is not None else 10**9)
         deadline = t0 + config.hours * 3600 if config.hours else math.inf
         if on_event:
-            finished = store.finished_steps()
             unfinished = [k for k in range(max(finished, default=-1)) if k not in finished]
             on_event("start", {"resumed_steps": len(finished), "children": store.children_done(), "target": target,
                                "unfinished": unfinished})
