@@ -4,8 +4,12 @@ one line per search on one chart; each search's funnel; the settings that differ
 cells of each. One self-contained page, like the report. Imports nothing from JAX.
 
 Wall time is counted from each store's first step, so searches run at different times share
-an axis. Several seeds of one strategy are several lines; judging a difference against the
-spread between seeds is left to the reader (the chart shows every seed).
+an axis. Stores whose settings differ only in the seed form a group (named by the settings
+that tell the groups apart, usually the strategy). Where a group has several seeds, the chart
+draws each seed thinly, the group's mean best-so-far as a thick line and its range across seeds
+as a band, as NAS benchmarks plot strategies, and a table gives each group's best at equal
+budgets (the fewest children and the shortest wall time of any store) as mean and range
+over seeds, so a difference can be judged against the spread between seeds.
 """
 
 from __future__ import annotations
@@ -42,14 +46,55 @@ def curves(d: StoreData) -> dict[str, list[float]]:
     return out
 
 
+def groups(data: list[StoreData]) -> dict[str, list[int]]:
+    """Indices of ``data`` grouped by settings other than the seed, in first-seen order, each
+    group named by the settings that tell the groups apart (``strategy=aging`` is ``aging``)."""
+    ids = [{k: v for k, v in _flat(json.loads(d.config.to_json())).items() if k != "seed"} for d in data]
+    keys = sorted(k for k in set().union(*ids) if len({repr(i.get(k)) for i in ids}) > 1)
+    out: dict[str, list[int]] = {}
+    for n, i in enumerate(ids):
+        name = ", ".join(str(i.get(k)) if k == "strategy" else f"{k}={i.get(k)}" for k in keys) or "all"
+        out.setdefault(name, []).append(n)
+    return out
+
+
+def at(c: dict[str, list[float]], axis: str, x: float) -> float | None:
+    """The best-so-far score of curve ``c`` at ``x`` on ``axis`` (``minutes`` or ``children``)."""
+    got = None
+    for xi, b in zip(c[axis], c["best"], strict=True):
+        if xi > x:
+            break
+        got = b
+    return got
+
+
+def band(cs: list[dict[str, list[float]]], axis: str, points: int = 200):
+    """Mean, min and max best-so-far over the curves ``cs`` on a grid of ``axis`` up to the
+    shortest curve's end, where every curve has a best: (xs, mean, lo, hi)."""
+    end = min(c[axis][-1] for c in cs)
+    start = max(c[axis][0] for c in cs)
+    xs = [start + (end - start) * t / (points - 1) for t in range(points)] if end > start else [start]
+    vals = [[at(c, axis, x) for c in cs] for x in xs]
+    return (xs, [sum(v) / len(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals])
+
+
 def curves_figure(labels: list[str], data: list[StoreData]) -> str:
     fig, axes = figure(11, 3.8, 2)
-    for label, d in zip(labels, data, strict=True):
-        c = curves(d)
-        if not c["best"]:
-            continue
+    grouped = groups(data)
+    several = any(len(ix) > 1 for ix in grouped.values())
+    for g, (name, ix) in enumerate(grouped.items()):
+        pairs = [(i, c) for i, c in ((i, curves(data[i])) for i in ix) if c["best"]]
+        cs = [c for _, c in pairs]
         for ax, x in ((axes[0], "minutes"), (axes[1], "children")):
-            ax.step(c[x], c["best"], where="post", lw=1.5, label=label)
+            for i, c in pairs:
+                if several:
+                    ax.step(c[x], c["best"], where="post", lw=0.8, alpha=0.35, color=f"C{g}")
+                else:
+                    ax.step(c[x], c["best"], where="post", lw=1.5, label=labels[i])
+            if several and cs:
+                xs, mean, lo, hi = band(cs, x)
+                ax.plot(xs, mean, lw=2.2, color=f"C{g}", label=f"{name} (mean of {len(cs)})")
+                ax.fill_between(xs, lo, hi, color=f"C{g}", alpha=0.15, lw=0)
     for ax, xl, title in ((axes[0], "wall time (minutes)", "Best score against wall time"),
                           (axes[1], "children evaluated", "Best score against children")):
         ax.set_xlabel(xl)
@@ -71,6 +116,38 @@ def _funnel_row(label: str, d: StoreData) -> str:
     cells = [len(children), *(counts.get(o, 0) for o in OUTCOMES), dead, f"{span / 60:.1f}", f"{rate:.0f}",
              "-" if best is None else f"{best:.4f}"]
     return f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _across_seeds(data: list[StoreData]) -> str:
+    grouped = groups(data)
+    allc = [curves(d) for d in data]
+    if not all(c["best"] for c in allc):
+        return "<p>A store has no best score yet.</p>"
+    n_eq = min(c["children"][-1] for c in allc)
+    m_eq = min(c["minutes"][-1] for c in allc)
+
+    def stat(vals: list[float | None]) -> str:
+        v = [x for x in vals if x is not None]
+        if not v:
+            return "-"
+        return f"{sum(v) / len(v):.4f}" + (f" [{min(v):.4f}, {max(v):.4f}]" if len(v) > 1 else "")
+
+    head = ("<tr><th>group</th><th>seeds</th><th>best at the end</th>"
+            f"<th>best after {n_eq:.0f} children</th><th>best after {m_eq:.1f} min</th><th>scored children</th>"
+            "<th>minutes</th></tr>")
+    rows = []
+    for name, ix in grouped.items():
+        cs = [allc[i] for i in ix]
+        scored = [sum(s["kind"] == "child" and s["outcome"] == "scored" for s in data[i].steps) for i in ix]
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{', '.join(str(data[i].config.seed) for i in ix)}</td>"
+                    f"<td>{stat([c['best'][-1] for c in cs])}</td>"
+                    f"<td>{stat([at(c, 'children', n_eq) for c in cs])}</td>"
+                    f"<td>{stat([at(c, 'minutes', m_eq) for c in cs])}</td>"
+                    f"<td>{sum(scored) / len(scored):.1f}</td>"
+                    f"<td>{sum(c['minutes'][-1] for c in cs) / len(cs):.1f}</td></tr>")
+    return ("<p>Mean over each group's seeds, with the range [min, max] across them; two groups differ "
+            "beyond the noise only where their ranges do not overlap (a search-time best, before "
+            "confirmation).</p><table>" + head + "".join(rows) + "</table>")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -129,6 +206,8 @@ def build_comparison(dbs: list[str], out: str = "compare.html", *, top: int = 3)
             "<th>dead at the probe</th><th>minutes</th><th>children per hour</th><th>best score</th></tr>"
         sections = [
             "<h2>Best score so far</h2><img alt='best so far' src='" + curves_figure(labels, data) + "'/>",
+            *(["<h2>Across seeds</h2>" + _across_seeds(data)]
+              if any(len(ix) > 1 for ix in groups(data).values()) else []),
             "<h2>Funnels</h2><table>" + head + "".join(_funnel_row(lb, d) for lb, d in zip(labels, data, strict=True))
             + "</table>",
             "<h2>Settings that differ</h2>" + _differences(labels, data),

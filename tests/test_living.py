@@ -227,10 +227,13 @@ def test_status_and_watch_while_a_writer_holds_the_store(tmp_path, capsys):
 
 
 def test_searches_side_by_side_render_in_a_browser(tmp_path, capsys):
+    from cellsearch.compare import at, band, curves, groups
+    from cellsearch.report import StoreData
     from tests.test_report import chromium
 
-    a, b = str(tmp_path / "a.db"), str(tmp_path / "b.db")
+    a, a1, b = str(tmp_path / "a.db"), str(tmp_path / "a1.db"), str(tmp_path / "b.db")
     run_search(cfg(candidates=8), a, executor=Scripted(staged))
+    run_search(cfg(candidates=8, seed=1), a1, executor=Scripted(staged))
     run_search(cfg(candidates=8, seed=3, strategy="random"), b, executor=Scripted(staged))
     out = tmp_path / "cmp.html"
     assert main(["report", a, b, "-o", str(out)]) == 0
@@ -238,6 +241,23 @@ def test_searches_side_by_side_render_in_a_browser(tmp_path, capsys):
     assert re.findall(r"<h2>(.*?)</h2>", dom) == ["Best score so far", "Funnels", "Settings that differ", "Best cells"]
     assert "a.db (paper, seed 0)" in dom and "b.db (random, seed 3)" in dom
     assert "<th>strategy</th>" in dom and len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) == 1
+    # two seeds of one strategy: a group with its mean and range across seeds
+    assert main(["report", a, a1, b, "-o", str(out)]) == 0
+    dom = chromium("--dump-dom", f"file://{out}").stdout
+    assert re.findall(r"<h2>(.*?)</h2>", dom)[:3] == ["Best score so far", "Across seeds", "Funnels"]
+    assert re.search(r"<td>paper</td><td>0, 1</td>", dom) and re.search(r"<td>random</td><td>3</td>", dom)
+    stores = [Store(p, write=False) for p in (a, a1, b)]
+    try:
+        data = [StoreData(st) for st in stores]
+        assert groups(data) == {"paper": [0, 1], "random": [2]}
+        cs = [curves(d) for d in data[:2]]
+        xs, mean, lo, hi = band(cs, "children")
+        assert xs[-1] == min(c["children"][-1] for c in cs)
+        assert all(lo_ <= m <= hi_ for m, lo_, hi_ in zip(mean, lo, hi, strict=True))
+        assert mean[-1] == sum(at(c, "children", xs[-1]) for c in cs) / 2
+    finally:
+        for st in stores:
+            st.close()
     assert main(["report", a, a, "-o", str(out)]) == 2
     assert "named twice" in capsys.readouterr().err
     assert main(["report", a, b, "--watch", "-o", str(out)]) == 2
