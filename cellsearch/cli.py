@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Search for recurrent cells (Jozefowicz, Zaremba & Sutskever 2015) in JAX.")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, help_, add_args, impl in VERBS:
-        s = sub.add_parser(name, help=help_, description=help_)
+        s = sub.add_parser(name, help=help_.replace("%", "%%"), description=help_)
         add_args(s)
         s.set_defaults(impl=impl)
     return p

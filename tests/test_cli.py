@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from cellsearch.cli import main
+import pytest
+
+from cellsearch.cli import VERBS, main
 from cellsearch.graph import save
 from cellsearch.spaces import find_seed
 
@@ -13,6 +15,24 @@ def run(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_every_help_page_prints(capsys):
+    """`cellsearch --help` and each verb's --help print (a bare % in a help text once made
+    argparse raise a TypeError instead)."""
+    for argv in ([], *([name] for name, *_ in VERBS)):
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--help"])
+        assert e.value.code == 0, argv
+        out = capsys.readouterr().out
+        assert out.startswith("usage: cellsearch"), argv
+    assert "95 % interval" in (main_help := _help(capsys)) and all(name in main_help for name, *_ in VERBS)
+
+
+def _help(capsys) -> str:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    return capsys.readouterr().out
 
 
 def test_seeds_lists_counts(capsys):
