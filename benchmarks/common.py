@@ -65,23 +65,35 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def quick_seed_best(cell: str, name: str, task, seed: int, steps: int = 0) -> float:
+def preset_config(preset: str, seed: int):
+    """The search settings of ``preset`` (``quick`` or ``default``) for search seed ``seed``."""
+    from cellsearch.config import SearchConfig, quick_config
+
+    if preset not in ("quick", "default"):
+        raise SystemExit(f"--preset: quick or default, got {preset!r}")
+    return quick_config(seed=seed) if preset == "quick" else SearchConfig(seed=seed)
+
+
+def quick_seed_best(cell: str, name: str, task, seed: int, steps: int = 0, *, preset: str = "quick",
+                    settings: int = 0) -> float:
     """The best score of seed cell ``cell`` on task ``name`` (a built ``task``) trained as a
-    ``--quick`` search with seed ``seed`` trains it: its ``init_settings`` settings drawn as the
-    search draws them, its training config (``steps`` overrides the steps)."""
+    search of ``preset`` (``--quick`` by default) with seed ``seed`` trains it: its
+    ``init_settings`` settings drawn as the search draws them (``settings``: only the first N
+    of them), its training config (``steps`` overrides the steps)."""
     from dataclasses import replace
 
     import numpy as np
 
-    from cellsearch.config import quick_config
     from cellsearch.hparams import seeded
     from cellsearch.spaces import find_seed
     from cellsearch.train import train_and_evaluate
 
-    cfg = quick_config(seed=seed)
+    cfg = preset_config(preset, seed)
     rng = np.random.default_rng([seed, 0])
-    settings = [seeded(h, seed) for h in cfg.hparam_space(name).sample(rng, cfg.init_settings)]
+    settings_ = [seeded(h, seed) for h in cfg.hparam_space(name).sample(rng, cfg.init_settings)]
+    if settings:
+        settings_ = settings_[:settings]
     train = cfg.train_config(name)
     if steps:
         train = replace(train, steps=steps)
-    return max(r.score for r in train_and_evaluate(find_seed(cell), task, settings, train))
+    return max(r.score for r in train_and_evaluate(find_seed(cell), task, settings_, train))

@@ -11,7 +11,11 @@ the gated cells are apart from it beyond the seed spread.
     python quick_tasks.py --seeds 3 --cells Tanh,LSTM,GRU \\
         --variants "arithmetic:max_digits=3" "arithmetic:max_digits=3,distractor_p=0.6,seq_len=40"
 
-``--steps N`` overrides the training steps (default: ``--quick``'s).
+``--steps N`` overrides the training steps (default: the preset's). ``--preset default`` trains
+each cell as the default preset's search does (its parameter budget, batch, steps and settings;
+``--settings N`` keeps the first N of its 20 drawn settings, to fit a CPU); a variant's options
+override the preset's own task options (``python quick_tasks.py --preset default --settings 4
+--variants arithmetic: xml: ptb:``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 
 import numpy as np
 
-from common import device, quick_seed_best
+from common import device, preset_config, quick_seed_best
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -40,6 +44,8 @@ def main():
     ap.add_argument("--cells", default="Tanh,LSTM,GRU")
     ap.add_argument("--variants", nargs="+", required=True)
     ap.add_argument("--steps", type=int, default=0)
+    ap.add_argument("--preset", default="quick", help="quick (default) or default")
+    ap.add_argument("--settings", type=int, default=0, help="only the first N of the preset's drawn settings")
     args = ap.parse_args()
     from cellsearch.tasks import get_task
     from cellsearch.train import enable_compilation_cache
@@ -48,13 +54,14 @@ def main():
     print(f"# device: {device()}", flush=True)
     for variant in args.variants:
         name, opts = parse_variant(variant)
+        opts = preset_config(args.preset, 0).task_options.get(name, {}) | opts
         task = get_task(name, opts)
         scores: dict[str, list[float]] = {}
         t0 = time.perf_counter()
         for cell in args.cells.split(","):
             for s in range(args.seeds):
                 t = time.perf_counter()
-                best = quick_seed_best(cell, name, task, s, args.steps)
+                best = quick_seed_best(cell, name, task, s, args.steps, preset=args.preset, settings=args.settings)
                 scores.setdefault(cell, []).append(best)
                 print(json.dumps({"variant": variant, "cell": cell, "seed": s, "best": round(best, 4),
                                   "s": round(time.perf_counter() - t, 1)}), flush=True)
