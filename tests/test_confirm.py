@@ -42,6 +42,15 @@ def test_interval_and_verdict_rules():
     assert verdict(*interval([0.90, 0.91, 0.89])[1:]) == "worse"
 
 
+def test_confirm_on_a_missing_store_says_so_and_creates_nothing(tmp_path, capsys):
+    from cellsearch.cli import main
+
+    db = tmp_path / "nope.db"
+    assert main(["confirm", "--db", str(db)]) == 2
+    assert "no search store at" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path, capsys):
     full, cut = str(tmp_path / "full.db"), str(tmp_path / "cut.db")
     run_search(tiny_config(candidates=1), full)
