@@ -69,9 +69,10 @@ def at(c: dict[str, list[float]], axis: str, x: float) -> float | None:
 
 
 def band(cs: list[dict[str, list[float]]], axis: str, points: int = 200):
-    """Mean, min and max best-so-far over the curves ``cs`` on a grid of ``axis`` up to the
-    shortest curve's end, where every curve has a best: (xs, mean, lo, hi)."""
-    end = min(c[axis][-1] for c in cs)
+    """Mean, min and max best-so-far over the curves ``cs`` on a grid of ``axis`` from where
+    every curve has a best to the longest curve's end (a search that has ended keeps its final
+    best): (xs, mean, lo, hi)."""
+    end = max(c[axis][-1] for c in cs)
     start = max(c[axis][0] for c in cs)
     xs = [start + (end - start) * t / (points - 1) for t in range(points)] if end > start else [start]
     vals = [[at(c, axis, x) for c in cs] for x in xs]

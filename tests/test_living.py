@@ -252,7 +252,7 @@ def test_searches_side_by_side_render_in_a_browser(tmp_path, capsys):
         assert groups(data) == {"paper": [0, 1], "random": [2]}
         cs = [curves(d) for d in data[:2]]
         xs, mean, lo, hi = band(cs, "children")
-        assert xs[-1] == min(c["children"][-1] for c in cs)
+        assert xs[-1] == max(c["children"][-1] for c in cs)
         assert all(lo_ <= m <= hi_ for m, lo_, hi_ in zip(mean, lo, hi, strict=True))
         assert mean[-1] == sum(at(c, "children", xs[-1]) for c in cs) / 2
     finally:
