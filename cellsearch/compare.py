@@ -103,6 +103,17 @@ def curves_figure(labels: list[str], data: list[StoreData]) -> str:
         ax.axhline(1.0, color="#999", lw=0.8, ls="--")
         ax.set_title(title)
         ax.grid(alpha=0.3)
+    # the seeding phase (pool seeds before the baseline) can sit far below where strategies differ:
+    # the y axis starts at the lowest best once children are evaluated, and says so
+    allc = [c for c in (curves(d) for d in data) if c["best"]]
+    later = [b for c in allc for n, b in zip(c["children"], c["best"], strict=True) if n >= 1]
+    if later and min(b for c in allc for b in c["best"]) < min(later):
+        lo, hi = min(later), max(later)
+        pad = max(hi - lo, 0.01) * 0.15
+        for ax in axes:
+            ax.set_ylim(lo - pad, hi + pad)
+        axes[0].text(0.01, 0.01, "the seeds' phase is below the chart", transform=axes[0].transAxes,
+                     fontsize=7, color="#666", va="bottom")
     axes[1].legend(fontsize=8, loc="lower right")
     return png(fig)
 
