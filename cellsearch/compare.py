@@ -1,7 +1,7 @@
 """Several searches side by side (``cellsearch report A.db B.db ...``), as NAS benchmarks
 compare strategies: best score so far against wall time and against children evaluated,
-one line per search on one chart; each search's funnel; the settings that differ; the best
-cells of each. One self-contained page, like the report. Imports nothing from JAX.
+one line per search on one chart; each search's funnel with its best confirmed score where
+`cellsearch confirm` ran on it; the settings that differ; the best cells of each. One self-contained page, like the report. Imports nothing from JAX.
 
 Wall time is counted from each store's first step, so searches run at different times share
 an axis. Stores whose settings differ only in the seed form a group (named by the settings
@@ -118,6 +118,20 @@ def curves_figure(labels: list[str], data: list[StoreData]) -> str:
     return png(fig)
 
 
+def confirmed_best(d: StoreData) -> tuple[float, str] | None:
+    """The best confirmed score in a store and its verdict (``cellsearch confirm``), or None."""
+    from cellsearch.confirm import has_table, summary
+    from cellsearch.results import baseline_hash
+
+    if not has_table(d.store):
+        return None
+    conf = summary(d.store, baseline_hash(d.config), tuple(d.config.tasks))
+    if not conf:
+        return None
+    best = max(conf.values(), key=lambda c: c["score"])
+    return best["score"], best["verdict"]
+
+
 def _funnel_row(label: str, d: StoreData) -> str:
     children = d.children()
     counts = Counter(s["outcome"] for s in children)
@@ -125,8 +139,9 @@ def _funnel_row(label: str, d: StoreData) -> str:
     span = (max(s["created_at"] for s in d.steps) - d.t0) if d.steps else 0.0
     rate = len(children) / span * 3600 if span > 0 else 0.0
     best = max((b for b in best_so_far(d) if b is not None), default=None)
+    conf = confirmed_best(d)
     cells = [len(children), *(counts.get(o, 0) for o in OUTCOMES), dead, f"{span / 60:.1f}", f"{rate:.0f}",
-             "-" if best is None else f"{best:.4f}"]
+             "-" if best is None else f"{best:.4f}", "-" if conf is None else f"{conf[0]:.4f} ({conf[1]})"]
     return f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
@@ -215,7 +230,8 @@ def build_comparison(dbs: list[str], out: str = "compare.html", *, top: int = 3)
         data = [StoreData(st) for st in stores]
         labels = [_label(db, d) for db, d in zip(dbs, data, strict=True)]
         head = "<tr><th>search</th><th>proposed (duplicates too)</th>" + "".join(f"<th>{o}</th>" for o in OUTCOMES) + \
-            "<th>dead at the probe</th><th>minutes</th><th>children per hour</th><th>best score</th></tr>"
+            "<th>dead at the probe</th><th>minutes</th><th>children per hour</th><th>best score</th>" \
+            "<th>best confirmed (verdict)</th></tr>"
         sections = [
             "<h2>Best score so far</h2><img alt='best so far' src='" + curves_figure(labels, data) + "'/>",
             *(["<h2>Across seeds</h2>" + _across_seeds(data)]

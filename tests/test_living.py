@@ -258,6 +258,24 @@ def test_searches_side_by_side_render_in_a_browser(tmp_path, capsys):
     finally:
         for st in stores:
             st.close()
+    # a store with confirmation runs shows its best confirmed score and verdict
+    from cellsearch.confirm import _TABLE
+    from cellsearch.results import baseline_hash, leaderboard, stored_config
+
+    with Store(a) as st, st.tx():
+        c = stored_config(st)
+        base = baseline_hash(c)
+        cell = next(r["hash"] for r in leaderboard(st, c, 5) if r["hash"] != base)
+        st.conn.execute(_TABLE)
+        for t in c.tasks:
+            for seed, bs in enumerate((0.40, 0.50, 0.45)):
+                for h, score in ((base, bs), (cell, bs * 1.05)):
+                    st.conn.execute("INSERT INTO confirmations (cell_hash, task, seed, steps, hparams, score, status, "
+                                    "metrics, wall_s, created_at) VALUES (?, ?, ?, 100, '{}', ?, 'ok', '{}', 0, 0)",
+                                    (h, t, seed, score))
+    assert main(["report", a, b, "-o", str(out)]) == 0
+    dom = chromium("--dump-dom", f"file://{out}").stdout
+    assert "<th>best confirmed (verdict)</th>" in dom and "<td>1.0500 (better)</td>" in dom
     assert main(["report", a, a, "-o", str(out)]) == 2
     assert "named twice" in capsys.readouterr().err
     assert main(["report", a, b, "--watch", "-o", str(out)]) == 2
