@@ -1,7 +1,8 @@
 """Several searches side by side (``cellsearch report A.db B.db ...``), as NAS benchmarks
 compare strategies: best score so far against wall time and against children evaluated,
 one line per search on one chart; each search's funnel with its best confirmed score where
-`cellsearch confirm` ran on it; the settings that differ; the best cells of each. One self-contained page, like the report. Imports nothing from JAX.
+`cellsearch confirm` ran on it; the settings that differ; the best cells of each. One
+self-contained page, like the report. Imports nothing from JAX.
 
 Wall time is counted from each store's first step, so searches run at different times share
 an axis. Stores whose settings differ only in the seed form a group (named by the settings
@@ -46,11 +47,16 @@ def curves(d: StoreData) -> dict[str, list[float]]:
     return out
 
 
+def _settings(data: list[StoreData], skip: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
+    """Each store's settings, flattened (less the keys ``skip``), and the keys whose values differ."""
+    ids = [{k: v for k, v in _flat(json.loads(d.config.to_json())).items() if k not in skip} for d in data]
+    return ids, sorted(k for k in set().union(*ids) if len({repr(i.get(k)) for i in ids}) > 1)
+
+
 def groups(data: list[StoreData]) -> dict[str, list[int]]:
     """Indices of ``data`` grouped by settings other than the seed, in first-seen order, each
     group named by the settings that tell the groups apart (``strategy=aging`` is ``aging``)."""
-    ids = [{k: v for k, v in _flat(json.loads(d.config.to_json())).items() if k != "seed"} for d in data]
-    keys = sorted(k for k in set().union(*ids) if len({repr(i.get(k)) for i in ids}) > 1)
+    ids, keys = _settings(data, skip=("seed",))
     out: dict[str, list[int]] = {}
     for n, i in enumerate(ids):
         name = ", ".join(str(i.get(k)) if k == "strategy" else f"{k}={i.get(k)}" for k in keys) or "all"
@@ -79,12 +85,12 @@ def band(cs: list[dict[str, list[float]]], axis: str, points: int = 200):
     return (xs, [sum(v) / len(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals])
 
 
-def curves_figure(labels: list[str], data: list[StoreData]) -> str:
+def curves_figure(labels: list[str], allc: list[dict[str, list[float]]], grouped: dict[str, list[int]]) -> str:
+    """The best-so-far chart of the stores' curves ``allc`` (:func:`curves`), grouped as :func:`groups`."""
     fig, axes = figure(11, 3.8, 2)
-    grouped = groups(data)
     several = any(len(ix) > 1 for ix in grouped.values())
     for g, (name, ix) in enumerate(grouped.items()):
-        pairs = [(i, c) for i, c in ((i, curves(data[i])) for i in ix) if c["best"]]
+        pairs = [(i, allc[i]) for i in ix if allc[i]["best"]]
         cs = [c for _, c in pairs]
         for ax, x in ((axes[0], "minutes"), (axes[1], "children")):
             for i, c in pairs:
@@ -105,7 +111,7 @@ def curves_figure(labels: list[str], data: list[StoreData]) -> str:
         ax.grid(alpha=0.3)
     # the seeding phase (pool seeds before the baseline) can sit far below where strategies differ:
     # the y axis starts at the lowest best once children are evaluated, and says so
-    allc = [c for c in (curves(d) for d in data) if c["best"]]
+    allc = [c for c in allc if c["best"]]
     later = [b for c in allc for n, b in zip(c["children"], c["best"], strict=True) if n >= 1]
     if later and min(b for c in allc for b in c["best"]) < min(later):
         lo, hi = min(later), max(later)
@@ -145,9 +151,7 @@ def _funnel_row(label: str, d: StoreData) -> str:
     return f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-def _across_seeds(data: list[StoreData]) -> str:
-    grouped = groups(data)
-    allc = [curves(d) for d in data]
+def _across_seeds(data: list[StoreData], allc: list[dict[str, list[float]]], grouped: dict[str, list[int]]) -> str:
     if not all(c["best"] for c in allc):
         return "<p>A store has no best score yet.</p>"
     n_eq = min(c["children"][-1] for c in allc)
@@ -188,8 +192,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def _differences(labels: list[str], data: list[StoreData]) -> str:
-    ids = [_flat(json.loads(d.config.to_json())) for d in data]
-    keys = sorted(k for k in set().union(*ids) if len({repr(i.get(k)) for i in ids}) > 1)
+    ids, keys = _settings(data)
     if not keys:
         return "<p>The searches share every setting (other than where they were stored).</p>"
     head = "<tr><th>search</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys) + "</tr>"
@@ -229,13 +232,14 @@ def build_comparison(dbs: list[str], out: str = "compare.html", *, top: int = 3)
                 raise StorageError(f"{db!r} holds no search yet (no settings stored)")
         data = [StoreData(st) for st in stores]
         labels = [_label(db, d) for db, d in zip(dbs, data, strict=True)]
+        allc, grouped = [curves(d) for d in data], groups(data)
         head = "<tr><th>search</th><th>proposed (duplicates too)</th>" + "".join(f"<th>{o}</th>" for o in OUTCOMES) + \
             "<th>dead at the probe</th><th>minutes</th><th>children per hour</th><th>best score</th>" \
             "<th>best confirmed (verdict)</th></tr>"
         sections = [
-            "<h2>Best score so far</h2><img alt='best so far' src='" + curves_figure(labels, data) + "'/>",
-            *(["<h2>Across seeds</h2>" + _across_seeds(data)]
-              if any(len(ix) > 1 for ix in groups(data).values()) else []),
+            "<h2>Best score so far</h2><img alt='best so far' src='" + curves_figure(labels, allc, grouped) + "'/>",
+            *(["<h2>Across seeds</h2>" + _across_seeds(data, allc, grouped)]
+              if any(len(ix) > 1 for ix in grouped.values()) else []),
             "<h2>Funnels</h2><table>" + head + "".join(_funnel_row(lb, d) for lb, d in zip(labels, data, strict=True))
             + "</table>",
             "<h2>Settings that differ</h2>" + _differences(labels, data),

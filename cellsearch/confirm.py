@@ -124,9 +124,7 @@ def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, sa
 
     if k < 1 or seeds < 2:
         raise ConfigError(f"confirm needs k >= 1 and seeds >= 2 (an interval needs two pairs), got k={k}, seeds={seeds}")
-    if not os.path.exists(db):  # confirm writes into a search's store; it never starts an empty one
-        raise StorageError(f"no search store at {db!r}; run `cellsearch search --db {db}` first")
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         cfg = stored_config(store)
         base = baseline_hash(cfg)
         top = [r["hash"] for r in leaderboard(store, cfg, k + 1) if r["hash"] != base][:k]

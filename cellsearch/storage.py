@@ -93,12 +93,14 @@ class Store:
     Args:
       path: the SQLite file (created if missing).
       write: take the writer's lock (a search); readers (``top``, ``show``) pass ``False``.
+      create: start a new store if ``path`` is missing (a search); a writer into an existing
+        search's store (``confirm``) passes ``False`` and gets the readers' error instead.
     """
 
-    def __init__(self, path: str, *, write: bool = True):
+    def __init__(self, path: str, *, write: bool = True, create: bool = True):
         self.path = path
         self._lock = None
-        if not write and not os.path.exists(path):
+        if (not write or not create) and not os.path.exists(path):
             raise StorageError(f"no search store at {path!r}; run `cellsearch search --db {path}` first")
         if write:
             self._take_lock()
