@@ -175,6 +175,20 @@ def search_config(args):
     return with_settings(replace(base, **changes), args.settings)
 
 
+def budget_note(cfg) -> str | None:
+    """A note for a search that keeps the default preset's task training unchanged: at its
+    1,000 steps per setting no seed cell has started to learn the paper's arithmetic or XML
+    (``benchmarks/README.md``, the default preset's seed check), so children would be ranked by noise."""
+    from cellsearch.config import SearchConfig
+
+    if cfg.train != SearchConfig().train or cfg.task_options:
+        return None
+    return (f"note: at the default preset's {cfg.train.steps:,} steps per setting the seed cells have not started to "
+            "learn the paper's arithmetic and XML (the tanh RNN scores level with the GRU; benchmarks/README.md), "
+            "so this search ranks children by noise: on a CPU use --quick, on an accelerator raise --steps or use "
+            "--schedule paper")
+
+
 def _space_setting(space: str) -> dict:
     """``--space``: a built-in name, or a file (stored by absolute path and content digest)."""
     import os
@@ -233,6 +247,8 @@ def search(args) -> int:
         if kind == "start":
             state["tid"] = bar.add_task("search", total=info["target"], completed=info["children"], info="starting")
             state["start"] = info["children"]
+            if note := budget_note(cfg):
+                console.print(note)
             if info["resumed_steps"]:
                 console.print(f"resuming: {info['resumed_steps']} steps and {info['children']} children already in "
                               f"{args.db}")
