@@ -248,7 +248,8 @@ def test_export_tables_as_csv_and_parquet(tiny_store, capsys, tmp_path):
 
 def test_the_default_budget_is_flagged_and_quick_is_not():
     """The default preset's task training does not separate the seeds (benchmarks/README.md): a
-    search that keeps it says so; --quick and a search with its own --steps do not."""
+    search of arithmetic or XML that keeps it says so; --quick, a search with its own --steps and
+    one of PTB alone (not measured at that budget) do not."""
     from dataclasses import replace
 
     from cellsearch.commands import budget_note
@@ -258,3 +259,5 @@ def test_the_default_budget_is_flagged_and_quick_is_not():
     assert note and "--quick" in note and "1,000 steps" in note
     assert budget_note(quick_config()) is None
     assert budget_note(replace(SearchConfig(), train=replace(SearchConfig().train, steps=20_000))) is None
+    assert budget_note(SearchConfig(tasks=("ptb",))) is None
+    assert budget_note(SearchConfig(tasks=("ptb", "xml"))) is not None
