@@ -196,7 +196,8 @@ def args_search(s) -> None:
     s.add_argument("--backend", choices=["local", "ray"], default="local", help="local processes or a Ray cluster")
     s.add_argument("--ray-address", default=None, help="Ray cluster address (e.g. auto); default: a local Ray")
     s.add_argument("--deterministic", action="store_true",
-                   help="deterministic XLA GPU kernels, so a GPU search repeats (slower; CPU runs always repeat)")
+                   help="deterministic XLA GPU kernels, so a GPU search repeats (slower; a CPU search repeats "
+                        "on the same number of cores, see README)")
     s.add_argument("--retries", type=non_negative_int, default=1,
                    help="times a job lost to its worker is sent again (default 1)")
     s.add_argument("--seed", type=int, default=None, help="search seed (default 0); same seed, same search")
