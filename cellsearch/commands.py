@@ -255,6 +255,10 @@ def search(args) -> int:
             if info["resumed_steps"]:
                 console.print(f"resuming: {info['resumed_steps']} steps and {info['children']} children already in "
                               f"{args.db}")
+            if info.get("cores_before"):
+                console.print(f"note: this search ran on {info['cores_before']} CPU core(s) before and runs on "
+                              f"{info['cores']} now; results from here on repeat a search on {info['cores']}, not an "
+                              "uninterrupted one (README, \"Repeat it\"; taskset pins the cores)")
             if info["unfinished"]:
                 console.print(f"retrying {len(info['unfinished'])} step(s) whose jobs were lost before: "
                               f"{', '.join(map(str, info['unfinished'][:10]))}")

@@ -48,13 +48,28 @@ def stop_on_signals():
             signal.signal(s, h)
 
 
+def visible_cores() -> int:
+    """The CPU cores this process may run on (its affinity, what ``taskset`` sets): XLA's CPU
+    runtime sizes its thread pool by it and splits large reductions across that pool, so the
+    float rounding of a CPU search, and now and then a close verdict, depends on it."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def begin_run(store: Store, candidates: int | None = None, hours: float | None = None) -> dict:
     """Writes the run record of the search now starting on ``store`` and returns it; its
     budget (``candidates``, ``hours``) may differ from the first run's (a resumed search may
-    change it), so the record keeps it."""
+    change it), so the record keeps it. It keeps the cores the search may use, too; when a
+    resumed search has other cores than the run before it, the record says how many that
+    run had (``cores_before``): from here on the store repeats a search on this core count."""
+    before = json.loads(store.meta("run") or "null") or {}
     rec = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time(), "state": "running",
            "children_at_start": store.children_done(), "steps_at_start": len(store.finished_steps()),
-           "candidates": candidates, "hours": hours}
+           "candidates": candidates, "hours": hours, "cores": visible_cores()}
+    if before.get("cores") not in (None, rec["cores"]):
+        rec["cores_before"] = before["cores"]
     store.set_meta("run", json.dumps(rec))
     return rec
 

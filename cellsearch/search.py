@@ -180,7 +180,7 @@ def run_search(
         if on_event:
             unfinished = [k for k in range(max(finished, default=-1)) if k not in finished]
             on_event("start", {"resumed_steps": len(finished), "children": store.children_done(), "target": target,
-                               "unfinished": unfinished})
+                               "unfinished": unfinished, "cores": rec["cores"], "cores_before": rec.get("cores_before")})
         schedule = Rounds(search, deadline, max_steps) if config.population > 1 else \
             PerCell(search, workers, deadline, max_steps)
         stopped, trained = drive(search, executor, schedule, retries=retries, on_event=on_event, t0=t0)

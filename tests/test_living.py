@@ -280,3 +280,25 @@ def test_searches_side_by_side_render_in_a_browser(tmp_path, capsys):
     assert "named twice" in capsys.readouterr().err
     assert main(["report", a, b, "--watch", "-o", str(out)]) == 2
     os.remove(out)
+
+
+def test_a_resume_on_other_cores_says_so(tmp_path, monkeypatch, capsys):
+    """A CPU search's float rounding depends on the cores it may use (README, "Repeat it"): the
+    run record keeps them, and a resume with other cores says that it no longer repeats the
+    uninterrupted search; a resume on the same cores says nothing of it."""
+    from cellsearch import runs
+
+    db = str(tmp_path / "s.db")
+    monkeypatch.setattr(runs, "visible_cores", lambda: 1)
+    assert _run_cli_search(monkeypatch, db, 2) == 0
+    with Store(db, write=False) as st:
+        assert json.loads(st.meta("run"))["cores"] == 1
+    assert _run_cli_search(monkeypatch, db, 3) == 0
+    assert "CPU core" not in capsys.readouterr().err
+    monkeypatch.setattr(runs, "visible_cores", lambda: 2)
+    assert _run_cli_search(monkeypatch, db, 4) == 0
+    err = capsys.readouterr().err
+    assert "ran on 1 CPU core(s) before and runs on 2 now" in err
+    with Store(db, write=False) as st:
+        rec = json.loads(st.meta("run"))
+    assert (rec["cores"], rec["cores_before"]) == (2, 1)
