@@ -296,7 +296,7 @@ VERBS: list[tuple[str, str, Callable, str]] = [
     ("search", "run (or resume) an architecture search into an SQLite store", args_search, "search"),
     ("top", "leaderboard of a search store", args_top, "top"),
     ("confirm", "re-train the top cells and the baseline with fresh paired seeds: mean ratio, 95 % interval and "
-     "verdict (better / tie / worse) per task", args_confirm, "confirm"),
+     "verdict (better / tie / worse, or unstable where the cell diverged) per task", args_confirm, "confirm"),
     ("status", "whether a search is running on a store, its progress against its budget and the time left",
      args_status, "status"),
     ("report", "one self-contained HTML page about a search (progress, funnel, tasks, leaderboard with pictures, "

@@ -35,6 +35,42 @@ def test_verdicts_on_synthetic_runs_with_known_means(tmp_path, effect, want):
     assert abs(t["mean"] - effect) < 0.02
 
 
+def _insert(st, cell, task, seed, score, status="ok"):
+    st.conn.execute("INSERT INTO confirmations (cell_hash, task, seed, steps, hparams, score, status, metrics, "
+                    "wall_s, created_at) VALUES (?, ?, ?, 100, '{}', ?, ?, '{}', 0, 0)", (cell, task, seed, score, status))
+
+
+def test_a_cell_that_diverges_on_fresh_seeds_is_unstable_not_a_tie(tmp_path, capsys):
+    """The measured case: a search's best diverged on 2 of 5 arithmetic seeds at its own best
+    setting while the GRU trained; its ratios (near 1 or 0) have an interval that spans 1, but
+    the verdict is ``unstable``, the failures are counted and printed, and they outrank a tie
+    (yet not a worse task) over tasks."""
+    from cellsearch.confirm import print_summary
+
+    db = str(tmp_path / "c.db")
+    base = [0.4855, 0.4759, 0.4759, 0.4850, 0.4860]
+    cell = [0.4730, 0.4696, 0.0, 0.0, 0.4836]
+    with Store(db) as st, st.tx():
+        st.conn.execute(_TABLE)
+        for s in range(5):
+            _insert(st, "base", "arithmetic", s, base[s])
+            _insert(st, "cell", "arithmetic", s, cell[s], "ok" if cell[s] else "diverged")
+            _insert(st, "base", "xml", s, 0.55)
+            _insert(st, "cell", "xml", s, 0.55 * (1.0 + 0.001 * s))
+            _insert(st, "other", "arithmetic", s, base[s] * 0.9)  # worse on arithmetic, diverged once on XML
+            _insert(st, "other", "xml", s, 0.0 if s == 0 else 0.55, "diverged" if s == 0 else "ok")
+    with Store(db, write=False) as st:
+        got = summary(st, "base", ("arithmetic", "xml"))
+    a = got["cell"]["tasks"]["arithmetic"]
+    assert a["lo"] < 1.0 < a["hi"], "the interval alone would call it a tie"
+    assert a["failed"] == 2 and a["verdict"] == "unstable" and abs(a["mean"] - 0.5912) < 1e-3
+    assert got["cell"]["tasks"]["xml"]["verdict"] == "better" and got["cell"]["verdict"] == "unstable"
+    assert got["other"]["tasks"]["xml"]["verdict"] == "unstable" and got["other"]["verdict"] == "worse"
+    print_summary(got)
+    out = capsys.readouterr().out
+    assert "arithmetic 0.5912 [" in out and "unstable (5 pairs, the cell failed on 2)" in out
+
+
 def test_interval_and_verdict_rules():
     m, lo, hi = interval([1.0])
     assert m == 1.0 and lo == -np.inf and verdict(lo, hi) == "tie"  # one pair proves nothing
