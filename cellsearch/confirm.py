@@ -190,7 +190,7 @@ def print_summary(conf: dict[str, dict], searched: dict[str, float | None] | Non
     for cell, c in sorted(conf.items(), key=lambda kv: -kv[1]["score"]):
         per = "; ".join(f"{t} {p['mean']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] {p['verdict']} ({p['pairs']} pairs"
                         + (f", {p['left_out']} left out" if p["left_out"] else "")
-                        + (f", the cell failed on {p['failed']}" if p.get("failed") else "") + ")"
+                        + _failed_note(p) + ")"
                         for t, p in c["tasks"].items())
         was = f"search-time {searched[cell]:.4f}, " if searched.get(cell) is not None else ""
         print(f"{cell}: {was}confirmed {c['score']:.4f}, {c['verdict']} ({c['steps']} steps per run): {per}")
@@ -214,6 +214,11 @@ def winners_curse(conf: dict[str, dict], searched: dict[str, float | None]) -> s
     return (f"winner's curse: the {len(gaps)} cells' scores moved by {sum(gaps) / len(gaps):+.3f} on average "
             f"({min(gaps):+.3f} to {max(gaps):+.3f}) from search to confirmation; {above} of {len(conf)} stay at or "
             f"above the baseline (confirmed score >= 1), {better} better beyond the seed noise")
+
+
+def _failed_note(p: dict) -> str:
+    """``, failed on 2 of 5 seeds`` for a task on which the cell diverged or crashed, else nothing."""
+    return f", failed on {p['failed']} of {p['pairs']} seeds" if p.get("failed") else ""
 
 
 COLOURS = {"better": "#2e8b57", "tie": "#888888", "unstable": "#e69500", "worse": "#d9534f"}
@@ -247,7 +252,8 @@ def report_section(conf: dict[str, dict], tasks: tuple[str, ...], ids: dict[str,
         f"<tr><td>cell {ids.get(c, '?')} <code>{c}</code></td><td>{conf[c]['score']:.4f}</td>"
         f"<td style='color:{COLOURS[conf[c]['verdict']]}'><b>{conf[c]['verdict']}</b></td>"
         + "".join(f"<td>{conf[c]['tasks'][t]['mean']:.4f} [{conf[c]['tasks'][t]['lo']:.4f}, "
-                  f"{conf[c]['tasks'][t]['hi']:.4f}]</td>" for t in tasks) + "</tr>" for c in cells)
+                  f"{conf[c]['tasks'][t]['hi']:.4f}]{_failed_note(conf[c]['tasks'][t])}</td>" for t in tasks)
+        + "</tr>" for c in cells)
     head = "<tr><th>cell</th><th>confirmed</th><th>verdict</th>" + "".join(
         f"<th>{html.escape(t)}</th>" for t in tasks) + "</tr>"
     n = next(iter(conf.values()))

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cellsearch.confirm import _TABLE, confirm, interval, runs, summary, verdict
+from cellsearch.confirm import _TABLE, confirm, interval, report_section, runs, summary, verdict
 from cellsearch.search import run_search
 from cellsearch.storage import Store
 from tests.search_helpers import tiny_config
@@ -68,7 +68,9 @@ def test_a_cell_that_diverges_on_fresh_seeds_is_unstable_not_a_tie(tmp_path, cap
     assert got["other"]["tasks"]["xml"]["verdict"] == "unstable" and got["other"]["verdict"] == "worse"
     print_summary(got)
     out = capsys.readouterr().out
-    assert "arithmetic 0.5912 [" in out and "unstable (5 pairs, the cell failed on 2)" in out
+    assert "arithmetic 0.5912 [" in out and "unstable (5 pairs, failed on 2 of 5 seeds)" in out
+    page = report_section(got, ("arithmetic", "xml"), {"cell": 56, "other": 7}, "GRU")
+    assert "<b>unstable</b>" in page and ", failed on 2 of 5 seeds</td>" in page
 
 
 def test_interval_and_verdict_rules():
