@@ -65,12 +65,14 @@ def main():
                 scores.setdefault(cell, []).append(best)
                 print(json.dumps({"variant": variant, "cell": cell, "seed": s, "best": round(best, 4),
                                   "s": round(time.perf_counter() - t, 1)}), flush=True)
-        gru = np.array(scores["GRU"])
+        gru = np.array(scores["GRU"]) if "GRU" in scores else None  # ratios need the GRU's paired runs
+        sd = (lambda v: round(float(np.std(v, ddof=1)), 4)) if args.seeds > 1 else (lambda v: None)
         summary = {}
         for cell, v in scores.items():
-            r = np.array(v) / gru
-            summary[cell] = {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v, ddof=1)), 4),
-                             "ratio": round(float(np.mean(r)), 3), "ratio_sd": round(float(np.std(r, ddof=1)), 3)}
+            summary[cell] = {"mean": round(float(np.mean(v)), 4), "sd": sd(v)}
+            if gru is not None:
+                r = np.array(v) / gru
+                summary[cell] |= {"ratio": round(float(np.mean(r)), 3), "ratio_sd": sd(r)}
         print(json.dumps({"variant": variant, "summary": summary, "wall_s": round(time.perf_counter() - t0)}),
               flush=True)
 
