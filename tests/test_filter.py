@@ -49,3 +49,33 @@ def test_quick_arithmetic_separates_the_tanh_rnn_from_the_gru():
                 for c in ("Tanh", "GRU")}
         ratios.append(best["Tanh"] / best["GRU"])
     assert np.mean(ratios) <= 0.9, ratios
+
+
+def test_children_of_the_seeds_learn_and_pass_the_default_filter():
+    """The property a search lives on (issue 19): children of LSTM and GRU as a default search
+    draws them (one edit, resampled until the liveness probe passes), trained by the real
+    filter stage (its settings, rungs and threshold), learn to memorise and some pass. Before
+    issue 19 none of 20 random children passed and most stayed at chance (1/26).
+
+    Four fixed children (the first four drawn from seed 2026; not chosen): when this was
+    written one passed, one missed by 0.001 (0.949) and two stayed near chance, so the bounds
+    are: at least one passes and at least two reach 0.9. Of 31 live one-edit children trained
+    by ``benchmarks/children_funnel.py`` 19 passed (``benchmarks/README.md``, "Children"): a
+    pass rate near 60 %, which four children cannot pin down."""
+    from dataclasses import replace
+
+    from cellsearch.mutate import mutate_live
+    from cellsearch.search import liveness_check
+    from cellsearch.spaces import load_space
+
+    cfg = SearchConfig()
+    space, probe, task = load_space(cfg.space), liveness_check(cfg), get_task(cfg.filter_task, {})
+    train = replace(cfg.train_config(cfg.filter_task), bar=cfg.filter_threshold)  # the search's rungs
+    rng = np.random.default_rng(2026)
+    best = []
+    for parent in ("LSTM", "LSTM", "GRU", "GRU"):
+        child, edits, _ = mutate_live(find_seed(parent), rng=rng, space=space, accept=probe, edits=cfg.edits)
+        assert len(edits) == 1
+        best.append(max(r.score for r in train_and_evaluate(child, task, filter_settings(cfg, rng), train)))
+    assert sum(b >= cfg.filter_threshold for b in best) >= 1, best
+    assert sum(b >= 0.9 for b in best) >= 2, best
