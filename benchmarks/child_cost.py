@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from typing import Any
 
 from common import table
 
 
-def step_costs(db: str) -> tuple[list[dict], dict]:
+def step_costs(db: str) -> tuple[list[dict], Any]:
     """One row per finished step (kind, outcome, seconds per task) and the search's settings."""
     from cellsearch.results import stored_config
     from cellsearch.storage import Store
