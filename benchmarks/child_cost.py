@@ -22,47 +22,38 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from typing import Any
 
 from common import table
 
 
-def step_costs(db: str) -> tuple[list[dict], Any]:
-    """One row per finished step (kind, outcome, seconds per task) and the search's settings."""
-    from cellsearch.results import stored_config
-    from cellsearch.storage import Store
-
-    with Store(db, write=False) as st:
-        cfg = stored_config(st)
-        steps = {r["step"]: r for r in st.conn.execute("SELECT step, kind, outcome FROM steps")}
-        per = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
-        for step, task, wall, comp in st.conn.execute("SELECT step, task, wall_s, compile_s FROM evaluations"):
-            per[step][task][0] += wall
-            per[step][task][1] += comp
+def step_costs(st) -> list[dict]:
+    """One row per finished step of the open store ``st``: its outcome and seconds per task."""
+    steps = {r["step"]: r for r in st.conn.execute("SELECT step, kind, outcome FROM steps")}
+    per = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
+    for step, task, wall, comp in st.conn.execute("SELECT step, task, wall_s, compile_s FROM evaluations"):
+        per[step][task][0] += wall
+        per[step][task][1] += comp
     rows = []
     for k, s in sorted(steps.items()):
         outcome = s["outcome"] if s["kind"] == "child" else s["kind"]
         tasks = per.get(k, {})
         rows.append({"step": k, "outcome": outcome, "wall": sum(v[0] for v in tasks.values()),
                      "compile": sum(v[1] for v in tasks.values()), "tasks": {t: v[0] for t, v in tasks.items()}})
-    return rows, cfg
+    return rows
 
 
-def filter_steps(db: str, threshold: float, every: int, steps: int) -> tuple[int, int, int, int]:
+def filter_steps(st, cfg) -> tuple[int, int, int, int]:
     """(jobs, program steps the filter's jobs ran, steps with each setting stopping at the
-    threshold, steps with the job stopping at its first setting to reach it), from the
-    stored curves; a job is the settings one step trained on the filter task together. A
-    diverged setting counts the steps up to the validation point after its last one (the store
-    keeps its curve, not the step it diverged at), so the steps ran are an upper bound."""
-    from cellsearch.results import stored_config
-    from cellsearch.storage import Store
-
-    with Store(db, write=False) as st:
-        ft = stored_config(st).filter_task
-        jobs = defaultdict(list)
-        for step, metrics, status in st.conn.execute("SELECT step, metrics, status FROM evaluations WHERE task=?",
-                                                     (ft,)):
-            jobs[step].append({**json.loads(metrics), "diverged": status == "diverged"})
+    threshold, steps with the job stopping at its first setting to reach it), from the curves
+    stored in ``st`` under the search's settings ``cfg``; a job is the settings one step trained
+    on the filter task together. A diverged setting counts the steps up to the validation point
+    after its last one (the store keeps its curve, not the step it diverged at), so the steps
+    ran are an upper bound."""
+    threshold, every, steps = cfg.filter_threshold, cfg.filter_train.validation_every, cfg.filter_train.steps
+    jobs = defaultdict(list)
+    for step, metrics, status in st.conn.execute("SELECT step, metrics, status FROM evaluations WHERE task=?",
+                                                 (cfg.filter_task,)):
+        jobs[step].append({**json.loads(metrics), "diverged": status == "diverged"})
     ran = each = first = 0
     for ms in jobs.values():
         now, reached = [], []
@@ -89,8 +80,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", action="append", required=True)
     a = ap.parse_args()
+    from cellsearch.results import stored_config
+    from cellsearch.storage import Store
+
     for db in a.db:
-        rows, cfg = step_costs(db)
+        with Store(db, write=False) as st:
+            cfg = stored_config(st)
+            rows, (n, ran, each, first) = step_costs(st), filter_steps(st, cfg)
         total = sum(r["wall"] for r in rows) or 1.0
         groups = defaultdict(list)
         for r in rows:
@@ -107,8 +103,6 @@ def main() -> None:
             out.append(row)
         print(f"\n{db}: {total:.0f} s of evaluations")
         print(table(out, list(out[0])))
-        ft = cfg.filter_train
-        n, ran, each, first = filter_steps(db, cfg.filter_threshold, ft.validation_every, ft.steps)
         if ran:
             print(f"filter: {n} jobs ran {ran} program steps; stopping each setting at the threshold would "
                   f"leave {each} ({1 - each / ran:.0%} fewer), stopping a job at its first setting there "
