@@ -2,7 +2,7 @@
 
 For the seed cells and for mutated cells of growing size (random walks of 1, 3, 6 and 10
 mutations from the LSTM), measures the seconds to compile the vmapped training chunk and the
-evaluation program of :mod:`cellsearch.train` (4 settings, arithmetic, hidden ~ 10k params):
+evaluation program of :mod:`cellsearch.nn.train` (4 settings, arithmetic, hidden ~ 10k params):
 
 * ``first``: a fresh process with an empty persistent cache;
 * ``in_process``: the same cell again in the same process (the structural-hash cache);
@@ -28,8 +28,8 @@ CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
 from cellsearch.config import TrainConfig
-from cellsearch.train import enable_compilation_cache, train_and_evaluate
-from cellsearch.graph import from_json
+from cellsearch.nn.train import enable_compilation_cache, train_and_evaluate
+from cellsearch.cell.graph import from_json
 from cellsearch.hparams import HParams
 from cellsearch.tasks import make_task
 enable_compilation_cache({cache!r})
@@ -57,9 +57,9 @@ def main():
     sys.path.insert(0, str(HERE.parent))
     import numpy as np
 
-    from cellsearch.graph import to_json
-    from cellsearch.mutate import mutate
-    from cellsearch.spaces import find_seed, load_space
+    from cellsearch.cell.graph import to_json
+    from cellsearch.evolve.mutate import mutate
+    from cellsearch.evolve.spaces import find_seed, load_space
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--walks", default="1,3,6,10", help="mutation counts for the mutated cells")

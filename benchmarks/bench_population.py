@@ -4,9 +4,9 @@ The same ``--children`` random children (1-3 mutations of LSTM and GRU, all diff
 trained on one stage of the ``--quick`` search (its task options, budget, settings per
 task and training schedule), compilation included:
 
-* **per-cell jit**: :func:`cellsearch.train.train_and_evaluate` per child, each child's
+* **per-cell jit**: :func:`cellsearch.nn.train.train_and_evaluate` per child, each child's
   settings vmapped in its own program (what the search does without ``--population``);
-* **interpreter**: :func:`cellsearch.population.train_population` over groups of ``P``
+* **interpreter**: :func:`cellsearch.nn.population.train_population` over groups of ``P``
   children (every setting of every child a member of one program).
 
 The persistent compilation cache is off and the in-memory caches are cleared before each
@@ -30,9 +30,9 @@ from common import device, emit
 def children(n: int, seed: int):
     import numpy as np
 
-    from cellsearch.canon import structural_hash
-    from cellsearch.mutate import mutate
-    from cellsearch.spaces import load_space
+    from cellsearch.cell.canon import structural_hash
+    from cellsearch.evolve.mutate import mutate
+    from cellsearch.evolve.spaces import load_space
 
     space = load_space("jozefowicz2015")
     rng = np.random.default_rng(seed)
@@ -51,7 +51,7 @@ def children(n: int, seed: int):
 def clear_caches():
     import jax
 
-    from cellsearch import train
+    from cellsearch.nn import train
 
     train._PROGRAMS.clear()
     train._COMPILED.clear()
@@ -64,11 +64,11 @@ def step_cost(P: int, cells, steps: int = 20) -> dict:
     and against each distinct cell compiled alone (the sum of their steps: what per-cell jit
     pays for the same cells). All compiled beforehand; chunks of ``steps`` steps."""
     from cellsearch.config import TrainConfig
+    from cellsearch.evolve.spaces import find_seed
     from cellsearch.hparams import HParams
-    from cellsearch.population import train_population
-    from cellsearch.spaces import find_seed
+    from cellsearch.nn.population import train_population
+    from cellsearch.nn.train import train_and_evaluate
     from cellsearch.tasks import make_task
-    from cellsearch.train import train_and_evaluate
 
     task = make_task("arithmetic", max_digits=3, eval_batches=1, eval_batch_size=32)
     hs = [HParams(learning_rate=1.0, init_scale=1.0, max_grad_norm=5.0, param_budget=10_000, seed=i) for i in range(P)]
@@ -105,7 +105,7 @@ def main() -> None:
                     help="only measure the per-step cost at these P (LSTM population, and mutated children)")
     args = ap.parse_args()
     if args.step_cost:
-        from cellsearch.spaces import find_seed
+        from cellsearch.evolve.spaces import find_seed
 
         for P in (int(s) for s in args.step_cost.split(",")):
             for label, cells in (("LSTM", [find_seed("LSTM")]), ("children", children(max(P, 1), args.seed))):
@@ -119,11 +119,11 @@ def main() -> None:
 
     import numpy as np
 
-    from cellsearch.config import quick_config
     from cellsearch.hparams import seeded
-    from cellsearch.population import train_population
+    from cellsearch.nn.population import train_population
+    from cellsearch.nn.train import train_and_evaluate
+    from cellsearch.search.config import quick_config
     from cellsearch.tasks import make_task, task_options
-    from cellsearch.train import train_and_evaluate
 
     cfg = quick_config()
     stage = args.stage

@@ -1,6 +1,6 @@
 """Seconds to render ``cellsearch report`` from a large synthetic store (``--cells`` cells).
 
-The store is written through the real :class:`cellsearch.storage.Store` API: the seeds with
+The store is written through the real :class:`cellsearch.store.sqlite.Store` API: the seeds with
 their evaluations, then children with random outcomes (filtered, hurdle, scored, duplicate,
 error), each with the evaluations its stage would have, on the search's hyperparameter grid.
 
@@ -22,13 +22,13 @@ from common import device
 
 
 def synthetic_store(path: str, n: int, seed: int = 0) -> None:
-    from cellsearch.canon import structural_hash
-    from cellsearch.config import quick_config
-    from cellsearch.graph import to_json
+    from cellsearch.cell.canon import structural_hash
+    from cellsearch.cell.graph import to_json
+    from cellsearch.evolve.mutate import mutate
+    from cellsearch.evolve.spaces import load_space
     from cellsearch.hparams import seeded
-    from cellsearch.mutate import mutate
-    from cellsearch.spaces import load_space
-    from cellsearch.storage import Store
+    from cellsearch.search.config import quick_config
+    from cellsearch.store.sqlite import Store
 
     rng = np.random.default_rng(seed)
     cfg = quick_config()
@@ -72,7 +72,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=5000)
     args = ap.parse_args()
-    from cellsearch.report import build_report
+    from cellsearch.cli.report import build_report
 
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "s.db")

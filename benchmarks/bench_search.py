@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main():
-    from cellsearch.config import quick_config
-    from cellsearch.search import run_search
+    from cellsearch.search.config import quick_config
+    from cellsearch.search.driver import run_search
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--candidates", type=int, default=8)

@@ -16,10 +16,14 @@ kernel: the physical anchor), and ``--variants`` adds the cellsearch LSTM with t
 projections hoisted out of the loop or not, at several ``unroll`` values (``hoist=1,unroll=4``
 and so on), each reported against flax and cuDNN.
 
+``--dtypes float32,bfloat16`` times each contender in each computation dtype (mixed precision:
+float32 parameters, loss and update; flax's cells with ``dtype=bfloat16``; torch in float32 only)
+and reports each bfloat16 figure against the same model's float32 (``vs_float32``).
+
 Contenders are timed in interleaved rounds and the best round is kept (``common.best_of``).
 
 Usage: ``python benchmarks/bench_step.py [--sizes char,ptb] [--repeat 5] [--rounds 6]
-[--variants hoist=0,hoist=1,hoist=1/unroll=4] [--no-cudnn]``
+[--variants hoist=0,hoist=1,hoist=1/unroll=4] [--dtypes float32,bfloat16] [--no-cudnn]``
 """
 
 from __future__ import annotations
@@ -55,13 +59,13 @@ def sgd_runner(loss_fn, params):
     return run
 
 
-def ours(cell_name, sz, hoist=None, unroll=1):
+def ours(cell_name, sz, hoist=None, unroll=1, dtype="float32"):
     import jax
     import jax.numpy as jnp
 
-    from cellsearch.compile import compile_cell
-    from cellsearch.model import init_model, loss_fn
-    from cellsearch.spaces import find_seed
+    from cellsearch.evolve.spaces import find_seed
+    from cellsearch.nn.compile import compile_cell
+    from cellsearch.nn.model import init_model, loss_fn
     from cellsearch.tasks.base import Batch, TaskSpec
 
     spec = TaskSpec("bench", sz["vocab"], sz["vocab"], sz["time"])
@@ -72,7 +76,8 @@ def ours(cell_name, sz, hoist=None, unroll=1):
     params = jax.tree.map(jnp.asarray, init_model(0, cell, spec, sz["hidden"], sz["layers"]))
     tokens = jax.random.randint(jax.random.key(0), (sz["batch"], sz["time"] + 1), 0, sz["vocab"])
     batch = Batch(tokens[:, :-1], tokens[:, 1:], jnp.ones((sz["batch"], sz["time"])), jnp.zeros((sz["batch"], sz["time"])))
-    return sgd_runner(lambda q: loss_fn(cell, q, batch, spec, unroll=unroll), params)
+    dt = None if dtype == "float32" else jnp.dtype(dtype)
+    return sgd_runner(lambda q: loss_fn(cell, q, batch, spec, unroll=unroll, dtype=dt), params)
 
 
 def cudnn_model(sz, reference: bool = False):
@@ -116,8 +121,9 @@ def variant(text: str) -> dict:
     return out
 
 
-def flax_model(kind, sz):
+def flax_model(kind, sz, dtype="float32"):
     import jax
+    import jax.numpy as jnp
     import optax
     from flax import linen as nn
 
@@ -128,8 +134,8 @@ def flax_model(kind, sz):
         def __call__(self, tokens):
             x = nn.Embed(sz["vocab"], sz["hidden"])(tokens)
             for _ in range(sz["layers"]):
-                x = nn.RNN(cell_cls(sz["hidden"]))(x)
-            return nn.Dense(sz["vocab"])(x)
+                x = nn.RNN(cell_cls(sz["hidden"], dtype=jnp.dtype(dtype)))(x)
+            return nn.Dense(sz["vocab"], dtype=jnp.dtype(dtype))(x).astype(jnp.float32)
 
     model = LM()
     tokens = jax.random.randint(jax.random.key(0), (sz["batch"], sz["time"] + 1), 0, sz["vocab"])
@@ -171,6 +177,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5, help="steps per timing")
     ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds; the best is kept")
     ap.add_argument("--variants", default="", help="extra cellsearch LSTM variants, e.g. hoist=0,hoist=1/unroll=4")
+    ap.add_argument("--dtypes", default="float32", help="computation dtypes, e.g. float32,bfloat16")
     ap.add_argument("--no-cudnn", action="store_true", help="leave cuDNN out (it is only tried on a GPU)")
     args = ap.parse_args()
     import jax
@@ -187,24 +194,32 @@ def main():
     for size in args.sizes.split(","):
         sz = SIZES[size]
         for kind, graph_names in (("lstm", ["LSTM"]), ("gru", ["GRU-RA", "GRU"])):
-            mine = {g: ours(g, sz) for g in graph_names}
-            if kind == "lstm":
-                mine.update({name: ours("LSTM", sz, **v) for name, v in variants.items()})
-            peers = {"flax": flax_model(kind, sz), **({"torch": torch_model(kind, sz)} if torch else {}),
-                     **({"cudnn": cudnn_model(sz)} if cudnn and kind == "lstm" else {})}
-            t = best_of({**peers, **mine}, rounds=args.rounds, repeat=args.repeat)
-            for name in peers:
-                emit({"bench": "step", "size": size, "model": f"{name}-{kind}", "steps_per_s": 1 / t[name]})
-            for g in mine:
-                rec = {"bench": "step", "size": size, "model": f"cellsearch-{g}", "steps_per_s": 1 / t[g],
-                       "vs_flax": t["flax"] / t[g], "vs_torch": (t["torch"] / t[g]) if torch else None,
-                       **({"vs_cudnn": t["cudnn"] / t[g]} if "cudnn" in t else {})}
-                emit(rec)
-                rows.append({**rec, "flax_steps_per_s": 1 / t["flax"],
-                             "torch_steps_per_s": (1 / t["torch"]) if torch else None})
+            f32 = {}
+            for dtype in args.dtypes.split(","):
+                mine = {g: ours(g, sz, dtype=dtype) for g in graph_names}
+                if kind == "lstm" and dtype == "float32":
+                    mine.update({name: ours("LSTM", sz, **v) for name, v in variants.items()})
+                peers = {"flax": flax_model(kind, sz, dtype),
+                         **({"torch": torch_model(kind, sz)} if torch and dtype == "float32" else {}),
+                         **({"cudnn": cudnn_model(sz)} if cudnn and kind == "lstm" and dtype == "float32" else {})}
+                t = best_of({**peers, **mine}, rounds=args.rounds, repeat=args.repeat)
+                if dtype == "float32":
+                    f32 = t
+                for name in peers:
+                    emit({"bench": "step", "size": size, "dtype": dtype, "model": f"{name}-{kind}",
+                          "steps_per_s": 1 / t[name]})
+                for g in mine:
+                    rec = {"bench": "step", "size": size, "dtype": dtype, "model": f"cellsearch-{g}",
+                           "steps_per_s": 1 / t[g], "vs_flax": t["flax"] / t[g],
+                           "vs_torch": (t["torch"] / t[g]) if "torch" in t else None,
+                           "vs_float32": (f32[g] / t[g]) if g in f32 and dtype != "float32" else None,
+                           **({"vs_cudnn": t["cudnn"] / t[g]} if "cudnn" in t else {})}
+                    emit(rec)
+                    rows.append({**rec, "flax_steps_per_s": 1 / t["flax"],
+                                 "torch_steps_per_s": (1 / t["torch"]) if "torch" in t else None})
     print()
-    print(table(rows, ["size", "model", "steps_per_s", "flax_steps_per_s", "torch_steps_per_s", "vs_flax", "vs_torch",
-                       *(["vs_cudnn"] if cudnn else [])]))
+    print(table(rows, ["size", "dtype", "model", "steps_per_s", "flax_steps_per_s", "torch_steps_per_s", "vs_flax",
+                       "vs_torch", "vs_float32", *(["vs_cudnn"] if cudnn else [])]))
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ from common import emit, table
 
 
 def main() -> None:
-    from cellsearch.config import quick_config
-    from cellsearch.spaces import find_seed
+    from cellsearch.evolve.spaces import find_seed
+    from cellsearch.nn.train import _COMPILED, _PROGRAMS, train_and_evaluate
+    from cellsearch.search.config import quick_config
     from cellsearch.tasks import make_task
-    from cellsearch.train import _COMPILED, _PROGRAMS, train_and_evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cell", default="GRU")

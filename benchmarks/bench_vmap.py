@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def main():
     from cellsearch.config import TrainConfig
+    from cellsearch.evolve.spaces import find_seed
     from cellsearch.hparams import HParams
-    from cellsearch.spaces import find_seed
+    from cellsearch.nn.train import train_and_evaluate
     from cellsearch.tasks import make_task
-    from cellsearch.train import train_and_evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ks", default="1,2,4,8,16,32")

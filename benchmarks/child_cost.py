@@ -80,8 +80,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", action="append", required=True)
     a = ap.parse_args()
-    from cellsearch.results import stored_config
-    from cellsearch.storage import Store
+    from cellsearch.search.results import stored_config
+    from cellsearch.store.sqlite import Store
 
     for db in a.db:
         with Store(db, write=False) as st:

@@ -40,19 +40,19 @@ def main():
     ap.add_argument("--before", action="store_true", help="the code on PYTHONPATH predates the probe")
     ap.add_argument("--out", default=None, help="JSON lines file")
     args = ap.parse_args()
-    import cellsearch.search as search_mod
-    from cellsearch.config import SearchConfig, quick_config
-    from cellsearch.mutate import mutate
-    from cellsearch.spaces import load_space
+    from cellsearch.evolve.mutate import mutate
+    from cellsearch.evolve.spaces import load_space
+    from cellsearch.nn.train import train_and_evaluate
+    from cellsearch.search.config import SearchConfig, quick_config
+    from cellsearch.search.steps import liveness_check
     from cellsearch.tasks import get_task
-    from cellsearch.train import train_and_evaluate
 
     cfg = quick_config() if args.preset == "quick" else SearchConfig()
     if args.edits:
         cfg = replace(cfg, edits=args.edits)
     probe = None
     if not args.before and not args.no_probe:
-        probe = search_mod.liveness_check(cfg)
+        probe = liveness_check(cfg)
     kwargs = {"max_rate": cfg.mutation_rate}
     if "edits" in inspect.signature(mutate).parameters:
         kwargs["edits"] = cfg.edits

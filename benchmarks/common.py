@@ -67,7 +67,7 @@ def _fmt(v) -> str:
 
 def preset_config(preset: str, seed: int):
     """The search settings of ``preset`` (``quick`` or ``default``) for search seed ``seed``."""
-    from cellsearch.config import SearchConfig, quick_config
+    from cellsearch.search.config import SearchConfig, quick_config
 
     if preset not in ("quick", "default"):
         raise SystemExit(f"--preset: quick or default, got {preset!r}")
@@ -84,9 +84,9 @@ def quick_seed_best(cell: str, name: str, task, seed: int, steps: int = 0, *, pr
 
     import numpy as np
 
+    from cellsearch.evolve.spaces import find_seed
     from cellsearch.hparams import seeded
-    from cellsearch.spaces import find_seed
-    from cellsearch.train import train_and_evaluate
+    from cellsearch.nn.train import train_and_evaluate
 
     cfg = preset_config(preset, seed)
     rng = np.random.default_rng([seed, 0])

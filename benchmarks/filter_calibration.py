@@ -1,7 +1,7 @@
 """Calibrating the memorisation filter (§3.3): pass rates of the seeds and of random children.
 
 For each filter (``--filters before,after``) and each of ``--seeds`` search seeds, runs the
-filter stage exactly as the search does (:func:`cellsearch.search.filter_settings`, the
+filter stage exactly as the search does (:func:`cellsearch.search.steps.filter_settings`, the
 search seed's initialisation and data seeds) on the pool seeds and the baseline, then on
 ``--children`` random children of them (the search's mutation rate). ``before`` is the filter
 of the first landing (one setting drawn from lr {1, 2, 3}, 3,000 steps, 95 %; ``--quick``
@@ -32,7 +32,8 @@ BEFORE = {
 
 
 def config(which: str, preset: str):
-    from cellsearch.config import SearchConfig, TrainConfig, quick_config
+    from cellsearch.config import TrainConfig
+    from cellsearch.search.config import SearchConfig, quick_config
 
     cfg = quick_config() if preset == "quick" else SearchConfig()
     if which == "after":
@@ -44,9 +45,9 @@ def config(which: str, preset: str):
 
 
 def run_filter(cfg, graph, seed: int, step: int) -> float:
-    from cellsearch.search import filter_settings
+    from cellsearch.nn.train import train_and_evaluate
+    from cellsearch.search.steps import filter_settings
     from cellsearch.tasks import get_task
-    from cellsearch.train import train_and_evaluate
 
     cfg = replace(cfg, seed=seed)
     settings = filter_settings(cfg, np.random.default_rng([seed, step]))
@@ -66,8 +67,8 @@ def main():
     ap.add_argument("--presets", default="default,quick")
     ap.add_argument("--curves", default=None, help="append the filter curves here (JSON lines, rungs.py --funnel)")
     args = ap.parse_args()
-    from cellsearch.mutate import mutate
-    from cellsearch.spaces import load_space
+    from cellsearch.evolve.mutate import mutate
+    from cellsearch.evolve.spaces import load_space
 
     print(f"# device: {device()}")
     space = load_space()

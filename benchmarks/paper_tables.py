@@ -5,7 +5,7 @@
     to the GRU. Arithmetic with ``max_digits`` 8 (long operands, so that remembering matters:
     the forget gate is needed) and XML with 1-3 letter tag names (the budget at which XML ranks
     cells, see ``xml_ranking.py``).
-(b) PTB perplexity under the standard protocol (:mod:`cellsearch.protocol`, Zaremba 2014's
+(b) PTB perplexity under the standard protocol (:mod:`cellsearch.nn.protocol`, Zaremba 2014's
     non-regularised setting at ``--ptb-hidden`` and ``--ptb-epochs``).
 (c) Nottingham and Piano-midi NLL per time step (Boulanger-Lewandowski's protocol).
 
@@ -83,10 +83,10 @@ class Log:
 
 def table_a(cells, seeds, size, data_dir, log):
     from cellsearch.config import TrainConfig
+    from cellsearch.evolve.spaces import find_seed
     from cellsearch.hparams import HParams
-    from cellsearch.spaces import find_seed
+    from cellsearch.nn.train import train_and_evaluate
     from cellsearch.tasks import make_task, task_options
-    from cellsearch.train import train_and_evaluate
 
     out: dict[str, dict[str, list[float]]] = {}
     for t in ("arithmetic", "xml", "ptb"):
@@ -112,8 +112,8 @@ def table_bc(cells, seeds, size, data_dir, tasks, log):
     from dataclasses import replace
 
     from cellsearch.config import PRESETS
-    from cellsearch.protocol import run_protocol, stream_data
-    from cellsearch.spaces import find_seed
+    from cellsearch.evolve.spaces import find_seed
+    from cellsearch.nn.protocol import run_protocol, stream_data
 
     out: dict[str, dict[str, list[float]]] = {}
     for t in tasks:

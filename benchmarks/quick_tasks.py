@@ -47,8 +47,8 @@ def main():
     ap.add_argument("--preset", default="quick", help="quick (default) or default")
     ap.add_argument("--settings", type=int, default=0, help="only the first N of the preset's drawn settings")
     args = ap.parse_args()
+    from cellsearch.nn.train import enable_compilation_cache
     from cellsearch.tasks import get_task
-    from cellsearch.train import enable_compilation_cache
 
     enable_compilation_cache()
     print(f"# device: {device()}", flush=True)

@@ -35,7 +35,7 @@ def curves_from_funnel(path: str) -> list[list[float]]:
 
 
 def curves_from_store(db: str, task: str) -> list[list[float]]:
-    from cellsearch.storage import Store
+    from cellsearch.store.sqlite import Store
 
     with Store(db, write=False) as st:
         rows = st.conn.execute("SELECT metrics FROM evaluations WHERE task=? AND status='ok'", (task,)).fetchall()
@@ -44,9 +44,9 @@ def curves_from_store(db: str, task: str) -> list[list[float]]:
 
 def hurdle_bar(db: str, task: str) -> float:
     """The bar a search sets on ``task``'s stage: hurdle x the baseline's first-settings best."""
-    from cellsearch.results import stored_config
-    from cellsearch.steps import Search
-    from cellsearch.storage import Store
+    from cellsearch.search.results import stored_config
+    from cellsearch.search.steps import Search
+    from cellsearch.store.sqlite import Store
 
     with Store(db, write=False) as st:
         cfg = stored_config(st)

@@ -38,10 +38,10 @@ BIG = {
 
 def main():
     from cellsearch.config import TrainConfig
+    from cellsearch.evolve.spaces import find_seed
     from cellsearch.hparams import HParams
-    from cellsearch.spaces import find_seed
+    from cellsearch.nn.train import enable_compilation_cache, train_and_evaluate
     from cellsearch.tasks import make_task
-    from cellsearch.train import enable_compilation_cache, train_and_evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--big", action="store_true")

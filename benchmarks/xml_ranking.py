@@ -25,7 +25,7 @@ def main():
     ap.add_argument("--cells", default="Tanh,LSTM,LSTM-f,GRU,MUT1")
     ap.add_argument("--names", default="2-10,1-3")
     args = ap.parse_args()
-    from cellsearch.config import quick_config
+    from cellsearch.search.config import quick_config
     from cellsearch.tasks import get_task
 
     print(f"# device: {device()}")

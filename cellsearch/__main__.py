@@ -2,6 +2,6 @@
 
 import sys
 
-from cellsearch.cli import main
+from cellsearch.cli.main import main
 
 sys.exit(main())

@@ -13,7 +13,7 @@ class CellSearchError(Exception):
 
 
 class InvalidCellError(CellSearchError, ValueError):
-    """A cell graph breaks one of the rules checked by :func:`cellsearch.graph.validate`.
+    """A cell graph breaks one of the rules checked by :func:`cellsearch.cell.graph.validate`.
 
     Attributes:
       node: the node at fault (``None`` for a graph-wide rule).
@@ -28,7 +28,7 @@ class InvalidCellError(CellSearchError, ValueError):
 
 
 class UnknownOpError(InvalidCellError):
-    """A node uses an op that is not in :data:`cellsearch.ops.OPS`."""
+    """A node uses an op that is not in :data:`cellsearch.cell.ops.OPS`."""
 
 
 class CellFormatError(CellSearchError, ValueError):
@@ -46,6 +46,11 @@ class CompileError(CellSearchError, ValueError):
 
 class ConfigError(CellSearchError, ValueError):
     """A setting, search space, task or CLI value is not allowed."""
+
+
+class Diverged(CellSearchError):
+    """A training run diverged (a loss or a validation metric is not finite) where the caller
+    needs a finished run, e.g. the standard protocol; the search records divergence as a status."""
 
 
 class DataError(CellSearchError, FileNotFoundError):

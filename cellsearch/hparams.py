@@ -1,10 +1,10 @@
-"""Hyperparameters of one training run, their sampler, and sizing cells by parameter budget.
+"""Hyperparameters of one training run and the grids they are sampled from.
 
 The paper sampled initialisation scale, learning rate, maximum gradient norm, number of
 layers and number of parameters (§3.8, [S1]); the value sets are not known, so the grids
-below are ours ([I], from ``jozefowicz2015.md`` §3.8) and are settings of
-:class:`HParamSpace`. The hidden size is derived from the parameter budget per cell, so
-cells compare at (nearly) equal size. This module imports nothing from JAX.
+below are ours ([I]) and are settings of :class:`HParamSpace`. A cell's hidden size is derived
+from the parameter budget (:func:`cellsearch.cell.params.hidden_size`), so cells compare at
+(nearly) equal size. This module imports nothing but the errors.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from cellsearch.errors import ConfigError
-from cellsearch.graph import CellGraph, param_count_coefficients
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def seeded(h: HParams, search_seed: int, replicate: int = 0) -> HParams:
     """``h`` with its initialisation seed derived from the search seed, its grid point and the
     ``replicate`` number, so a setting's seed is stable: a resumed step, or the same point met
     again, trains the same run; replicate ``r >= 1`` of a point is a run with a new seed (a
-    re-evaluation samples seed noise, see :meth:`cellsearch.steps.Search._settings`).
+    re-evaluation samples seed noise, see :meth:`cellsearch.search.steps.Search._settings`).
 
     >>> seeded(HParams(learning_rate=1.0), 0) == seeded(HParams(learning_rate=1.0, seed=7), 0)
     True
@@ -101,27 +100,3 @@ def seeded(h: HParams, search_seed: int, replicate: int = 0) -> HParams:
     point = json.dumps({f.name: getattr(h, f.name) for f in fields(h) if f.name != "seed"}, sort_keys=True)
     digest = hashlib.sha256(f"{search_seed}:{point}".encode() + (f":{replicate}".encode() if replicate else b"")).digest()
     return replace(h, seed=int.from_bytes(digest[:4], "little") & 0x7FFFFFFF)
-
-
-def hidden_size(g: CellGraph, budget: int, layers: int, *, minimum: int = 4) -> int:
-    """The largest ``n`` with ``layers * (a n^2 + b n) <= budget`` for the cell's ``a n^2 + b n``
-    recurrent parameters per layer (input width = hidden width), and at most ``sqrt(budget /
-    layers)``: a cell without a full matrix (``a = 0``: only peepholes and biases, or no
-    parameter at all, such as ``h' = h + x``) gets the width of a one-matrix cell, not a state
-    thousands wide that the budget would allow.
-
-    >>> from search_spaces.jozefowicz2015 import SEEDS
-    >>> hidden_size(SEEDS["LSTM"](), 8 * 50**2 + 4 * 50, 1)
-    50
-    >>> from cellsearch.graph import CellBuilder
-    >>> b = CellBuilder("sum", states=("h",)); _ = b.output("h", b.add(b.state("h"), b.x))
-    >>> hidden_size(b.build(), 20_000, 1)
-    141
-    """
-    a, b = param_count_coefficients(g)
-    per_layer = budget / layers
-    cap = math.isqrt(int(per_layer))
-    if a == 0:
-        return max(minimum, min(cap, int(per_layer // max(b, 1))))
-    n = (-b + math.sqrt(b * b + 4 * a * per_layer)) / (2 * a)
-    return max(minimum, min(cap, int(math.floor(n + 1e-9))))

@@ -1,6 +1,6 @@
 """Greff et al. 2015/2017, "LSTM: A Search Space Odyssey": the peephole LSTM and its eight variants.
 
-Vanilla LSTM (``shared/docs/jozefowicz2015.md`` §6.3), carry ``(c, h)``; peepholes ``p_*``
+Vanilla LSTM (Greff et al. 2015, §2), carry ``(c, h)``; peepholes ``p_*``
 are learned vectors (``kind="diag"`` operands of a linear node)::
 
     z = tanh(W_z x + R_z h + b_z)                    # block input
@@ -20,7 +20,7 @@ References: Greff et al., IEEE TNNLS 28(10), 2017.
 
 from __future__ import annotations
 
-from cellsearch.graph import CellBuilder
+from cellsearch.cell.graph import CellBuilder
 from search_spaces.jozefowicz2015 import ACTIVATIONS, BINARY_OPS, MUTATIONS, OPERAND_RULE  # noqa: F401 (§3.5 sets)
 
 BASELINE = "Vanilla"  # Greff's reference: scores are relative to the vanilla peephole LSTM

@@ -1,6 +1,6 @@
 """Jozefowicz, Zaremba & Sutskever 2015: the seed cells and mutation sets of the paper.
 
-Equations are in ``shared/docs/jozefowicz2015.md`` §2. Seeds:
+Equations as in the paper's §2 (evidence tags: ``docs/fidelity.md``). Seeds:
 
 * ``Tanh``: ``h = tanh(W_xh x + W_hh h + b_h)``.
 * ``LSTM`` (no peepholes, flax gate order i, f, g, o and carry order ``(c, h)``)::
@@ -23,15 +23,15 @@ Equations are in ``shared/docs/jozefowicz2015.md`` §2. Seeds:
   (``u = tanh(W_xu x + b_xu + r * (W_hu h + b_hu))``); it equals ``nn.GRUCell`` exactly.
 * ``MUT1``, ``MUT2``, ``MUT3`` (§2.5): ``z`` weights the new candidate. MUT1 and MUT2 add raw
   ``x`` to hidden-width values, so they need ``input_size == hidden_size``: embed to the hidden
-  size (the models in :mod:`cellsearch.model` always do).
+  size (the models in :mod:`cellsearch.nn.model` always do).
 
 References: Jozefowicz et al. 2015, ICML, §2 and §3.5.
 """
 
 from __future__ import annotations
 
-from cellsearch.graph import CellBuilder
-from cellsearch.ops import PAPER_ACTIVATIONS, PAPER_BINARY_OPS
+from cellsearch.cell.graph import CellBuilder
+from cellsearch.cell.ops import PAPER_ACTIVATIONS, PAPER_BINARY_OPS
 
 BASELINE = "GRU"  # scores are relative to the GRU (§3.1)
 POOL_SEEDS = ("LSTM", "GRU")  # the pool starts with these two (§3.1)
@@ -45,7 +45,7 @@ MUTATIONS = (
     "replace_with_ancestor",
     "replace_with_binary",
 )
-# §3.5 rule 6: the sources disagree on the operands; see cellsearch.mutate.OPERAND_RULES.
+# §3.5 rule 6: the sources disagree on the operands; see cellsearch.evolve.edits.OPERAND_RULES.
 OPERAND_RULE = "ancestor_and_random_ancestor"
 
 

@@ -5,7 +5,7 @@ Same mutation sets as the paper, fewer and smaller seeds, so a search on it is q
 
 from __future__ import annotations
 
-from cellsearch.graph import CellBuilder
+from cellsearch.cell.graph import CellBuilder
 from search_spaces.jozefowicz2015 import ACTIVATIONS, BINARY_OPS, MUTATIONS, OPERAND_RULE, gru, tanh_rnn  # noqa: F401 (§3.5 sets)
 
 BASELINE = "GRU"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from cellsearch.spaces import load_space, space_names
+from cellsearch.evolve.spaces import load_space, space_names
 
 
 def all_seeds():

@@ -1,7 +1,7 @@
 """Polyphonic music (§4.5): Nottingham and Piano-midi.de piano rolls, 88 notes per step.
 
 Files ``Nottingham.mat`` / ``Piano_midi.mat`` (Boulanger-Lewandowski et al. 2012, MATLAB
-export) are read from ``--data-dir``, ``$CELLSEARCH_DATA/music`` or ``../shared/data/music``.
+export) are read from ``music/`` in the data folder (:mod:`cellsearch.tasks.data`).
 Each step is an 88-dim binary vector (MIDI 21..108); the model reads step ``t`` and predicts
 step ``t + 1`` with 88 independent Bernoulli outputs. Training rows are windows of
 ``seq_len + 1`` steps from random sequences (shorter sequences are padded and masked).
@@ -16,7 +16,7 @@ import numpy as np
 
 from cellsearch.errors import DataError
 from cellsearch.tasks.base import Batch, Task, TaskSpec
-from cellsearch.tasks.ptb import find_dir
+from cellsearch.tasks.data import find_dir
 
 SETS = {"nottingham": "Nottingham.mat", "pianomidi": "Piano_midi.mat"}
 
@@ -25,7 +25,7 @@ def load_mat(path) -> dict[str, list[np.ndarray]]:
     if not path.is_file():
         raise DataError(f"music file {path.name!r} not found in {path.parent}; put the "
                         "Boulanger-Lewandowski .mat files there, or pass --data-dir DIR")
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # scipy takes a moment to import: only for music
 
     try:
         m = loadmat(str(path))

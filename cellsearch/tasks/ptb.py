@@ -1,8 +1,8 @@
 """Penn Treebank word-level language modelling (§4.4), Mikolov's preprocessed files.
 
-Files ``ptb.train.txt``, ``ptb.valid.txt``, ``ptb.test.txt`` are read from a directory the
-user gives (``--data-dir``), else ``$CELLSEARCH_DATA/ptb``, else ``../shared/data/ptb``
-next to the project. Nothing is ever downloaded. Tokens: split each line on whitespace and
+Files ``ptb.train.txt``, ``ptb.valid.txt``, ``ptb.test.txt`` are read from ``ptb/`` in the data
+folder (:mod:`cellsearch.tasks.data`: ``--data-dir``, else ``$CELLSEARCH_DATA``, else
+``~/.local/share/cellsearch/data``). Nothing is ever downloaded. Tokens: split each line on whitespace and
 add ``<eos>``; the vocabulary (10,000 words) comes from the training file.
 
 Training rows are windows of ``seq_len + 1`` tokens at random offsets of the training
@@ -16,7 +16,6 @@ score is ``exp(-NLL) = 1 / perplexity`` ([I]: the paper's search score is unknow
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -24,22 +23,9 @@ import numpy as np
 
 from cellsearch.errors import DataError
 from cellsearch.tasks.base import Batch, Task, TaskSpec
+from cellsearch.tasks.data import find_dir
 
 FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
-
-
-def default_data_dir() -> Path:
-    """``$CELLSEARCH_DATA``, else ``../shared/data`` beside the project checkout."""
-    env = os.environ.get("CELLSEARCH_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[2]
-    return here.parent / "shared" / "data"
-
-
-def find_dir(data_dir: str | os.PathLike | None, sub: str) -> Path:
-    base = Path(data_dir) if data_dir else default_data_dir()
-    return base / sub if (base / sub).is_dir() else base
 
 
 def read_words(path: Path) -> list[str]:
@@ -74,7 +60,7 @@ class PTB(Task):
                 raise DataError(f"{self.dir / name}: word {unknown!r} is not in the training vocabulary; "
                                 "the files must be Mikolov's preprocessed PTB (rare words as <unk>)")
         self.train_ids = np.asarray([self.index[w] for w in train], np.int32)
-        # whole splits, for the standard protocol (cellsearch.protocol)
+        # whole splits, for the standard protocol (cellsearch.nn.protocol)
         self.ids = {"train": self.train_ids, "valid": np.asarray([self.index[w] for w in valid], np.int32),
                     "test": np.asarray([self.index[w] for w in test], np.int32)}
         self.split_ids = {s: np.asarray([self.index[w] for w in ws[:eval_tokens + 1]], np.int32)

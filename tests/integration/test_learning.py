@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cellsearch.evolve.spaces import find_seed
 from cellsearch.hparams import HParams
-from cellsearch.spaces import find_seed
+from cellsearch.nn.train import TrainConfig, train_and_evaluate
 from cellsearch.tasks import make_task
-from cellsearch.train import TrainConfig, train_and_evaluate
 
 pytestmark = pytest.mark.slow
 

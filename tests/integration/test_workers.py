@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cellsearch.search import run_search
-from cellsearch.storage import Store
+from cellsearch.search.driver import run_search
+from cellsearch.store.sqlite import Store
 from tests.search_helpers import tiny_config
 
 pytestmark = pytest.mark.slow

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from cellsearch.errors import ConfigError, DataError
-from cellsearch.model import sums_from_logits
+from cellsearch.nn.model import sums_from_logits
+from cellsearch.nn.train import summarize
 from cellsearch.tasks import make_task
 from cellsearch.tasks.arithmetic import decode
 from cellsearch.tasks.base import Batch
 from cellsearch.tasks.xml import GT, LT, SLASH
-from cellsearch.train import summarize
 
 
 def same(a: Batch, b: Batch) -> bool:

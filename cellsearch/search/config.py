@@ -1,0 +1,194 @@
+"""What defines a search: :class:`SearchConfig`, the ``--quick`` preset and the calibrated filter.
+
+The store keeps a search's :class:`SearchConfig` as JSON and refuses to resume under other
+settings (:meth:`SearchConfig.identity`). The per-task facts (factory, default parameter budget,
+data folder) live in one table, :data:`cellsearch.tasks.TASKS`; one evaluation's training
+schedule is a :class:`cellsearch.config.TrainConfig`.
+
+This module imports nothing from JAX: reading a store's settings (``top``, ``show``,
+``export``, ``report``) stays light.
+
+>>> cfg = quick_config(seed=3)
+>>> SearchConfig.from_json(cfg.to_json()) == cfg
+True
+>>> cfg.identity() == quick_config(seed=3, candidates=99).identity()  # budgets may change on resume
+True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from cellsearch.config import TrainConfig, require
+from cellsearch.errors import ConfigError
+from cellsearch.evolve.mutate import EditCount
+from cellsearch.evolve.spaces import DEFAULT_SPACE
+from cellsearch.evolve.strategies import STRATEGIES
+from cellsearch.hparams import HParamSpace
+from cellsearch.tasks import TASKS
+
+DEFAULT_DB = "cellsearch.db"  # the store's default path, for every verb
+PAPER_TASKS = ("arithmetic", "xml", "ptb")  # §3.2 [I]: the paper's order; the first is the hurdle
+
+
+def default_budgets() -> dict[str, tuple[int, ...]]:
+    """Each task's default recurrent parameter budget, from :data:`cellsearch.tasks.TASKS`."""
+    return {name: (info.budget,) for name, info in TASKS.items() if name != "memorize"}
+
+
+# The memorisation filter (§3.3), calibrated on live children (benchmarks/README.md, "Filter").
+FILTER_HPARAMS = HParamSpace(learning_rate=(0.5, 1.0), init_scale=(1.0,), max_grad_norm=(5.0,), layers=(1,),
+                             param_budget=(20_000,))
+# Successive halving in the filter (share of the steps, fraction of the threshold): derived by
+# benchmarks/rungs.py from the filter curves of the seeds and of live children (benchmarks/README.md,
+# "Rungs"); at a quarter of the steps some settings that end above 95 % are still at chance.
+FILTER_RUNGS = ((0.5, 0.3), (0.75, 0.55))
+# Successive halving in ``--quick``'s task stages (the hurdle task against hurdle x the baseline's
+# bar, the others against the pool's floor): derived by ``benchmarks/rungs.py --hurdle-bar`` from
+# the curves of a --quick store, 0.9 of the lowest fraction of the bar that a setting ending at or
+# above the bar had reached at each rung (benchmarks/README.md, "Rungs").
+QUICK_TASK_RUNGS = ((0.2, 0.8), (0.6, 0.85))
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a search (the store refuses to resume under other settings,
+    except the budget fields ``candidates`` and ``hours`` and the data folder).
+
+    Unverified details of the paper are marked [I] and are settings here; departures from
+    it are listed in the README's fidelity section.
+    """
+
+    space: str = DEFAULT_SPACE  # a built-in space's name, or a user's FILE.py
+    space_sha: str = ""  # SHA-256 of a space file (an edited file is another space)
+    pool_seeds: tuple[str, ...] = ()  # the starting pool (default: the space's POOL_SEEDS); names or cells_json keys
+    cells_json: dict[str, str] = field(default_factory=dict)  # name -> graph JSON of pool seeds given as files
+    tasks: tuple[str, ...] = PAPER_TASKS
+    strategy: str = "paper"
+    seed: int = 0
+    candidates: int | None = 100  # children to evaluate (duplicates not counted)
+    hours: float | None = None  # wall-clock budget; whichever of the two ends first
+    pool_size: int = 100  # §3.1 top-100 list
+    settings_per_task: int = 20  # §3.2: 20 random settings per task
+    init_settings: int = 20  # settings for the pool seeds and the baseline at the start
+    reeval_prob: float = 0.5  # [I] re-evaluate vs mutate (the paper's split is unknown)
+    carry_over: int = 2  # §3.2 [S1]: the parent's best settings tried on the child
+    # departure (§3.5 is "paper": each computation node edited with p ~ U[0, mutation_rate]): one edit
+    # per child (EXAMM's default; cellsearch.evolve.mutate.EditCount; benchmarks/README.md, "Children")
+    edits: str = "1"
+    mutation_rate: float = 1.0  # with edits="paper": per-node edit probability p ~ U[0, mutation_rate]
+    probe: bool = True  # resample children that fail the liveness probe (cellsearch.cell.probe) before training
+    filter_task: str = "memorize"
+    filter_threshold: float = 0.95  # §3.3
+    filter_settings: int = 2  # departure: best of the whole filter grid (2 settings), see FILTER_HPARAMS
+    hurdle: float = 0.9  # §3.2: 90 % of the GRU's best on the first task
+    aging_population: int = 20
+    aging_sample: int = 5
+    random_walk: int = 3
+    # >1: children are evaluated P at a time through the population interpreter, in rounds
+    # (cellsearch.search.schedules.Rounds); 1: one compiled program per cell
+    population: int = 1
+    hparams: HParamSpace = HParamSpace()
+    filter_hparams: HParamSpace = FILTER_HPARAMS
+    budgets: dict[str, tuple[int, ...]] = field(default_factory=default_budgets)
+    train: TrainConfig = TrainConfig(steps=1000, batch_size=20, members=4)
+    filter_train: TrainConfig = TrainConfig(steps=4000, batch_size=32, chunk=250, eval_every=1000, members=2,
+                                            rungs=FILTER_RUNGS)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_dir: str | None = None
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if not self.tasks:
+            raise ConfigError("a search needs at least one task")
+        for t in (*self.tasks, self.filter_task):
+            if t not in TASKS:
+                raise ConfigError(f"unknown task {t!r}; tasks: {', '.join(TASKS)}")
+        twice = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
+        if twice:
+            raise ConfigError(f"task {twice[0]!r} is named twice in the task list {','.join(self.tasks)}")
+        if self.filter_task in self.tasks:
+            raise ConfigError(f"the filter task {self.filter_task!r} cannot also be a scored task")
+        if self.candidates is not None and self.candidates < 0:
+            raise ConfigError(f"candidates must be >= 0, got {self.candidates}")
+        if self.hours is not None and not self.hours > 0:
+            raise ConfigError(f"hours must be > 0, got {self.hours}")
+        require(self, ("pool_size", "settings_per_task", "init_settings", "filter_settings", "population"),
+                 lambda v: v >= 1, ">= 1")
+        try:
+            EditCount.parse(self.edits)
+        except ValueError as e:
+            raise ConfigError(f"SearchConfig.edits: {e}") from None
+        if self.filter_settings > self.filter_hparams.grid_size():
+            raise ConfigError(f"filter_settings ({self.filter_settings}) exceeds the filter grid's "
+                              f"{self.filter_hparams.grid_size()} points")
+
+    def train_config(self, task: str) -> TrainConfig:
+        """The training schedule of one evaluation on ``task`` (the filter has its own)."""
+        return replace(self.filter_train if task == self.filter_task else self.train, data_seed=self.seed)
+
+    def hparam_space(self, task: str) -> HParamSpace:
+        """The grid settings are drawn from for ``task`` (the filter has its own grid)."""
+        if task == self.filter_task:
+            return self.filter_hparams
+        return replace(self.hparams, param_budget=self.budgets.get(task, self.hparams.param_budget))
+
+    # -- JSON ----------------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SearchConfig:
+        d = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["tasks"] = tuple(d["tasks"])
+        d["pool_seeds"] = tuple(d.get("pool_seeds", ()))
+        for k in ("hparams", "filter_hparams"):
+            d[k] = HParamSpace(**{f: tuple(v) for f, v in d[k].items()})
+        for k in ("train", "filter_train"):
+            d[k] = TrainConfig(**{**d[k], "rungs": tuple(tuple(r) for r in d[k].get("rungs", ()))})
+        d["budgets"] = {t: tuple(v) for t, v in d["budgets"].items()}
+        return cls(**d)
+
+    def identity(self) -> dict:
+        """The fields a resumed search must share with the original."""
+        d = json.loads(self.to_json())
+        for k in ("candidates", "hours", "data_dir"):
+            d.pop(k)
+        return d
+
+
+
+def quick_config(**overrides) -> SearchConfig:
+    """``--quick``: a small, meaningful search on a laptop CPU (its time is in the README).
+
+    Arithmetic with up to 3 digits and XML with short rows and 1-3 letter tag names,
+    10k-parameter cells, 4 settings per task (one compiled program each) of 1,500 steps with a
+    validation point every 300, the calibrated memorisation filter and 16 children. Children
+    get one edit, as in the default preset.
+
+    The task steps are chosen so that the tasks separate the tanh RNN from the gated cells
+    (``benchmarks/README.md``, "Do --quick's tasks separate cells?").
+    """
+    base = dict(
+        tasks=("arithmetic", "xml"),
+        candidates=16,
+        pool_size=20,
+        settings_per_task=4,
+        init_settings=4,
+        reeval_prob=0.2,
+        hparams=HParamSpace(layers=(1,), learning_rate=(0.5, 1.0, 2.0, 3.0), init_scale=(0.5, 1.0, 2.0),
+                            max_grad_norm=(1.0, 5.0, 10.0)),
+        budgets={"arithmetic": (10_000,), "xml": (10_000,), "ptb": (50_000,), "nottingham": (10_000,),
+                 "pianomidi": (10_000,)},
+        train=TrainConfig(steps=1500, batch_size=32, chunk=100, eval_every=300, members=4, rungs=QUICK_TASK_RUNGS),
+        task_options={"arithmetic": {"max_digits": 3}, "xml": {"seq_len": 32, "min_name": 1, "max_name": 3}},
+    )
+    base.update(overrides)
+    return SearchConfig(**base)
+

@@ -1,0 +1,164 @@
+"""Reading a search's results: scores, the leaderboard and the summary, as functions of a store.
+
+A cell's score is ``min over tasks of best(cell, task) / best(baseline, task)`` (§3.1), where
+``best`` is the highest score among the cell's finished settings on the task (a diverged
+setting counts as 0; a crashed one is not a result). Scores are computed from the store on
+demand, from one grouped query, so they always reflect the baseline's latest evaluations.
+
+The baseline is the one the search stored (:func:`baseline_of`), so reading a store needs no
+search space file. :func:`load_cell` finds a cell by seed name, file or store id.
+
+This module imports nothing from JAX: ``top``, ``show``, ``export`` and ``report`` use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from cellsearch.cell.canon import structural_hash
+from cellsearch.cell.graph import CellGraph, from_json
+from cellsearch.errors import CellSearchError, StorageError
+from cellsearch.evolve.spaces import load_space, resolve_cell
+from cellsearch.search.config import DEFAULT_DB, SearchConfig
+from cellsearch.store.sqlite import Store
+
+# A baseline best below this is no basis for a ratio: the search refuses to score against it.
+MIN_BASELINE = 1e-6
+
+
+def stored_config(store: Store) -> SearchConfig:
+    """The settings of the search in ``store``."""
+    text = store.meta("config")
+    if text is None:
+        raise StorageError(f"{store.path!r} holds no search yet (no settings stored)")
+    return SearchConfig.from_json(text)
+
+
+def baseline_of(store: Store) -> tuple[str, str]:
+    """The baseline's ``(name, structural hash)``, as the search stored it when it started (a store
+    written before it was stored: from its search space, which must then be importable)."""
+    text = store.meta("baseline")
+    if text:
+        d = json.loads(text)
+        return d["name"], d["hash"]
+    space = load_space(stored_config(store).space)
+    return space.baseline, structural_hash(space.seed(space.baseline))
+
+
+def ratio(mine: float | None, base: float | None) -> float | None:
+    """``mine / base``, or ``None`` when either is missing or the baseline is (near) zero.
+
+    >>> ratio(0.5, 0.25), ratio(0.5, 0.0), ratio(None, 0.5)
+    (2.0, None, None)
+    """
+    if mine is None or base is None or base < MIN_BASELINE:
+        return None
+    return mine / base
+
+
+class Scores:
+    """Every cell's best per task, read once; :meth:`score` and :meth:`ratios` from it."""
+
+    def __init__(self, store: Store, config: SearchConfig | None = None):
+        self.config = config or stored_config(store)
+        self.baseline_name, self.baseline = baseline_of(store)
+        self.best = store.best_table()  # {(cell, task): best}
+
+    def ratios(self, cell_hash: str) -> dict[str, float | None]:
+        return {t: ratio(self.best.get((cell_hash, t)), self.best.get((self.baseline, t))) for t in self.config.tasks}
+
+    def score(self, cell_hash: str) -> float | None:
+        """The cell's score, or ``None`` if a task has no result (or no baseline to divide by)."""
+        r = list(self.ratios(cell_hash).values())
+        return None if any(v is None for v in r) else min(r)
+
+
+def score(store: Store, cell_hash: str, config: SearchConfig | None = None) -> float | None:
+    """One cell's score (see :class:`Scores`)."""
+    return Scores(store, config).score(cell_hash)
+
+
+def leaderboard(store: Store, config: SearchConfig | None = None, k: int = 10) -> list[dict]:
+    """The ``k`` best cells that have a score on every task, best first."""
+    sc = Scores(store, config)
+    pool = set(store.pool())
+    n_eval = store.evaluation_counts()
+    rows = []
+    for r in store.cells("status IN ('scored', 'seed')"):
+        s = sc.score(r["hash"])
+        if s is None:
+            continue
+        rows.append({"id": r["id"], "hash": r["hash"], "score": s, "origin": r["origin"],
+                     "tasks": {t: sc.best.get((r["hash"], t)) for t in sc.config.tasks},
+                     "ratios": sc.ratios(r["hash"]), "evaluations": n_eval.get(r["hash"], 0),
+                     "in_pool": r["hash"] in pool})
+    rows.sort(key=lambda d: (-d["score"], d["id"]))
+    return rows[:k]
+
+
+def best_score(store: Store, config: SearchConfig | None = None) -> float | None:
+    """The best score of any seed or scored cell so far (``None`` before any)."""
+    sc = Scores(store, config)
+    scores = [sc.score(r["hash"]) for r in store.cells("status IN ('scored', 'seed')")]
+    scores = [s for s in scores if s is not None]
+    return max(scores) if scores else None
+
+
+@dataclass
+class SearchSummary:
+    steps: int
+    children: int
+    scored: int
+    duplicates: int
+    filtered: int
+    hurdle: int
+    errors: int
+    evaluations: int
+    new_evaluations: int  # results trained in this run (a resumed run repeats none)
+    wall_s: float
+    best: list[tuple[str, float]]
+    stopped: str
+    probe_rejected: int = 0  # children the liveness probe rejected (resampled, never trained)
+    best_origin: str = ""  # the best cell's origin ("seed:GRU", "mutation")
+
+
+def summarize(store: Store, config: SearchConfig, wall: float = 0.0, stopped: str = "", trained: int = 0
+              ) -> SearchSummary:
+    """Counts of a search's outcomes and its five best cells."""
+    c = store.counts()
+    board = leaderboard(store, config, 5)
+    best = [(d["hash"], d["score"]) for d in board]
+    return SearchSummary(
+        steps=len(store.finished_steps()), children=store.children_done(), scored=c.get("child:scored", 0),
+        duplicates=c.get("child:duplicate", 0), filtered=c.get("child:filtered", 0), hurdle=c.get("child:hurdle", 0),
+        errors=c.get("child:error", 0), evaluations=sum(store.evaluation_counts().values()),
+        new_evaluations=trained, wall_s=wall, best=best, stopped=stopped,
+        probe_rejected=sum(store.probe_rejections().values()), best_origin=board[0]["origin"] if board else "")
+
+
+def find_cell(store: Store, ref: str):
+    """A cell's row in ``store`` by numeric id, full hash or unique hash prefix."""
+    row = store.cell(str(ref))
+    if row is None:
+        raise StorageError(f"no cell with id or hash {ref!r} in {store.path!r}; `cellsearch top` lists them")
+    return row
+
+
+def load_cell(ref: str | int, db: str | None = None) -> CellGraph:
+    """A cell graph by reference: a seed name (``"LSTM"``), a cell JSON file (``cellsearch export``
+    writes one), or a cell's id or hash in the store ``db`` (default ``./cellsearch.db``).
+
+    >>> load_cell("GRU").graph["name"]
+    'GRU'
+    """
+    ref = str(ref)
+    try:
+        return resolve_cell(ref)
+    except CellSearchError:
+        db = db or DEFAULT_DB
+        if not os.path.exists(db):
+            raise
+        with Store(db, write=False) as store:
+            return from_json(find_cell(store, ref)["graph"])

@@ -1,0 +1,192 @@
+"""The search: scoring math, pool updates, staged filter, strategies, determinism, resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from cellsearch.errors import ConfigError, StorageError
+from cellsearch.search.config import SearchConfig, quick_config
+from cellsearch.search.driver import run_search
+from cellsearch.search.results import leaderboard
+from cellsearch.search.steps import Search
+from cellsearch.store.sqlite import Store
+from tests.search_helpers import Scripted, cfg, crash_and_resume, dump, staged, tiny_config
+
+
+def fake_result(score, status="ok", **hp):
+    from dataclasses import asdict
+
+    from cellsearch.hparams import HParams
+
+    h = HParams(**hp)
+    return {"hparams": asdict(h), "hp_key": h.key(), "status": status, "score": score, "metrics": {"score": score},
+            "wall_s": 0.1, "compile_s": 0.0}
+
+
+def test_score_is_min_over_tasks_of_ratio_to_baseline(tmp_path):
+    cfg = tiny_config()
+    with Store(str(tmp_path / "s.db")) as st:
+        st.set_meta("config", cfg.to_json())
+        s = Search(cfg, st)
+        base, cell = s.baseline, "c" * 16
+        st.add_evaluations(base, "arithmetic", [fake_result(0.5), fake_result(0.8, seed=1)], 0)
+        st.add_evaluations(base, "xml", [fake_result(0.4)], 0)
+        assert s.score(cell) is None  # not evaluated
+        st.add_evaluations(cell, "arithmetic", [fake_result(0.88), fake_result(float("nan"), "diverged", seed=2)], 1)
+        assert s.score(cell) is None  # xml missing
+        st.add_evaluations(cell, "xml", [fake_result(0.3), fake_result(0.9, "diverged", seed=3)], 1)
+        # best arithmetic 0.88 / 0.8 = 1.1; best xml 0.3 / 0.4 = 0.75 (a diverged run counts as 0)
+        assert s.score(cell) == pytest.approx(0.75)
+        assert s.score(base) == pytest.approx(1.0)
+
+
+def test_tiny_search_end_to_end_and_staged_filter(tmp_path):
+    db = str(tmp_path / "s.db")
+    summary = run_search(tiny_config(), db)
+    assert summary.children == 3 and summary.steps >= 5
+    with Store(db, write=False) as st:
+        n = st.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        assert n == summary.evaluations == summary.new_evaluations
+        statuses = {r["status"] for r in st.cells()}
+        assert "seed" in statuses
+        board = leaderboard(st, k=5)
+        assert board and board[0]["score"] >= board[-1]["score"]
+    # a filter nobody passes stops every child after one evaluation
+    db2 = str(tmp_path / "f.db")
+    run_search(tiny_config(filter_threshold=1.01, reeval_prob=0.0), db2)
+    with Store(db2, write=False) as st:
+        outcomes = [r[0] for r in st.conn.execute("SELECT outcome FROM steps WHERE kind='child'")]
+        assert outcomes and set(outcomes) <= {"filtered", "duplicate"}
+        for r in st.cells("status='filtered'"):
+            assert {e["task"] for e in st.evaluations(r["hash"])} == {"memorize"}
+    # an impossible hurdle stops them after the first task
+    db3 = str(tmp_path / "h.db")
+    run_search(tiny_config(hurdle=100.0, reeval_prob=0.0), db3)
+    with Store(db3, write=False) as st:
+        for r in st.cells("status='hurdle'"):
+            assert {e["task"] for e in st.evaluations(r["hash"])} == {"memorize", "arithmetic"}
+        assert st.cells("status='hurdle'")
+
+
+def test_same_seed_same_store(tmp_path):
+    a, b = str(tmp_path / "a.db"), str(tmp_path / "b.db")
+    run_search(tiny_config(strategy="aging"), a)
+    run_search(tiny_config(strategy="aging"), b)
+    assert dump(a) == dump(b)
+
+
+def test_resume_after_a_crash_between_two_evaluations(tmp_path, monkeypatch):
+    crash_and_resume(tiny_config(), tmp_path, monkeypatch, crash_at=6)
+
+
+def test_two_searches_cannot_share_a_store(tmp_path):
+    db = str(tmp_path / "s.db")
+    with Store(db):
+        with pytest.raises(StorageError, match="in use by another search"):
+            Store(db)
+        with pytest.raises(StorageError, match="in use by another search"):
+            run_search(tiny_config(), db)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    db = str(tmp_path / "s.db")
+    run_search(tiny_config(candidates=1), db)
+    with pytest.raises(StorageError, match="other settings \\(seed differ"):
+        run_search(tiny_config(candidates=1, seed=5), db)
+    run_search(tiny_config(candidates=2), db)  # a bigger budget is fine
+
+
+def test_crashing_candidate_is_recorded_and_search_goes_on(tmp_path, monkeypatch):
+    import cellsearch.nn.train as train
+
+    orig = train.train_and_evaluate
+
+    def flaky(graph, task, settings, config, **kw):
+        if task.spec.name == "memorize":
+            raise RuntimeError("boom")
+        return orig(graph, task, settings, config, **kw)
+
+    monkeypatch.setattr(train, "train_and_evaluate", flaky)
+    db = str(tmp_path / "s.db")
+    summary = run_search(tiny_config(candidates=2, reeval_prob=0.0), db)
+    assert summary.children == 2
+    with Store(db, write=False) as st:
+        errs = st.conn.execute("SELECT metrics FROM evaluations WHERE status='error'").fetchall()
+        assert errs and "RuntimeError: boom" in errs[0][0]
+        assert {r["status"] for r in st.cells("origin='mutation'")} <= {"error", "duplicate"}
+
+
+def test_bad_settings_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="strategy must be one of"):
+        SearchConfig(strategy="annealing")
+    with pytest.raises(ConfigError, match="unknown task 'chess'"):
+        SearchConfig(tasks=("chess",))
+    with pytest.raises(StorageError, match="not a cellsearch store"):
+        p = tmp_path / "x.db"
+        p.write_text("hello, not sqlite" * 100)
+        Store(str(p))
+
+
+def test_config_json_round_trip():
+    for c in (SearchConfig(), quick_config(), tiny_config(strategy="random")):
+        assert SearchConfig.from_json(c.to_json()) == c
+
+
+def test_hours_budget_stops_the_search(tmp_path):
+    summary = run_search(tiny_config(candidates=None, hours=1e-7), str(tmp_path / "t.db"))
+    assert summary.stopped == "time" and summary.steps == 0
+
+
+def test_the_cascade_stops_children_at_a_rung_and_resumes_exactly(tmp_path, monkeypatch):
+    """With filter rungs and a bar no tiny child can reach, children stop at the first rung;
+    the step says where, and a crash mid-search resumes to the same store."""
+    from cellsearch.config import TrainConfig
+
+    cfg = tiny_config(candidates=3, filter_threshold=0.99,
+                      filter_train=TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3, rungs=((0.5, 1.0),)))
+    crash_and_resume(cfg, tmp_path, monkeypatch, crash_at=7)
+    with Store(str(tmp_path / "full.db"), write=False) as st:
+        filtered = [o for o in st.steps_outcomes(st.finished_steps()) if o["outcome"] == "filtered"]
+        assert filtered and all(o["detail"]["stopped_at"] == 3 for o in filtered)
+
+
+def test_later_tasks_train_in_rungs_against_the_pools_floor(tmp_path, monkeypatch):
+    """Stage 3's bar is the pool's floor on each task (the hurdle times the baseline's bar
+    there): jobs carry it, and a child whose every setting on a later task stopped at a rung is
+    scored with ``stopped_at`` and ``stopped_task``, and ``show`` says where it stopped."""
+    from cellsearch.cli.inspect import describe
+    from cellsearch.config import TrainConfig
+    from cellsearch.search.steps import Search as StepSearch
+
+    real_bar = StepSearch.baseline_bar
+    monkeypatch.setattr(StepSearch, "baseline_bar",
+                        lambda self, task, n: 1e6 if task == "xml" else real_bar(self, task, n))
+    bars = []
+    real_job = StepSearch._job
+
+    def job(self, cell_hash, graph_json, task, settings, step, bar=0.0):
+        bars.append((step, task, bar))
+        return real_job(self, cell_hash, graph_json, task, settings, step, bar)
+
+    monkeypatch.setattr(StepSearch, "_job", job)
+    cfg = tiny_config(candidates=2, reeval_prob=0.0, hurdle=0.5,
+                      train=TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3, rungs=((0.5, 1.0),)))
+    db = str(tmp_path / "r.db")
+    run_search(cfg, db)
+    child_xml = [b for k, t, b in bars if t == "xml" and k >= 2]
+    assert child_xml and all(b == 0.5 * 1e6 for b in child_xml)
+    assert all(b == 0.0 for k, t, b in bars if k < 2)  # seeds train whole
+    with Store(db, write=False) as st:
+        scored = [o for o in st.steps_outcomes(st.finished_steps()) if o["outcome"] == "scored"]
+        assert scored and all(o["detail"]["stopped_at"] == 3 and o["detail"]["stopped_task"] == "xml"
+                              for o in scored)
+        text = describe(st, scored[0]["cell"])
+    assert "stopped at the rung after 3 steps of xml" in text and "pool's floor" in text
+
+
+def test_a_search_on_its_step_cap_says_so(tmp_path, monkeypatch):
+    import cellsearch.search.steps as steps
+
+    monkeypatch.setattr(steps, "mutate_live", lambda parent, **k: (parent, [], []))  # every child a duplicate
+    s = run_search(cfg(candidates=1), str(tmp_path / "s.db"), executor=Scripted(staged))
+    assert s.stopped == "step cap" and s.children == 0 and s.steps == 2 + 40 and s.duplicates > 0

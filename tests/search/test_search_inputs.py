@@ -1,0 +1,63 @@
+"""Control over a search's inputs: --pool-seeds, --space FILE.py and --set, stored and checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from cellsearch.cell.graph import save
+from cellsearch.cli.commands import search_config
+from cellsearch.cli.main import build_parser
+from cellsearch.cli.settings import with_settings
+from cellsearch.errors import ConfigError, StorageError
+from cellsearch.evolve.spaces import find_seed
+from cellsearch.search.driver import open_store
+from cellsearch.search.steps import Search, check_inputs
+
+SPACE = '''from search_spaces.tiny import ACTIVATIONS, BINARY_OPS, MUTATIONS, OPERAND_RULE, SEEDS  # noqa: F401
+BASELINE = "GRU"
+POOL_SEEDS = ("Gated", "GRU")
+'''
+
+
+def _config(tmp_path, *extra):
+    space = tmp_path / "my_space.py"
+    if not space.exists():
+        space.write_text(SPACE)
+    cell = tmp_path / "mine.json"
+    save(find_seed("MUT1"), str(cell))
+    args = build_parser().parse_args(["search", "--quick", "--space", str(space), "--pool-seeds", f"Tanh,{cell}",
+                                      "--set", "edits=2", "--set", "filter_hparams.learning_rate=0.3,1", *extra])
+    return search_config(args)
+
+
+def test_inputs_reach_the_search_and_its_stored_settings(tmp_path):
+    cfg = _config(tmp_path)
+    assert cfg.space == str(tmp_path / "my_space.py") and len(cfg.space_sha) == 64
+    assert cfg.pool_seeds == ("Tanh", "mine") and "mine" in cfg.cells_json
+    assert cfg.edits == "2" and cfg.filter_hparams.learning_rate == (0.3, 1.0)
+    check_inputs(cfg)
+    db = str(tmp_path / "s.db")
+    store = open_store(db, cfg)
+    try:
+        search = Search(cfg, store)
+        assert set(search.seed_graphs) == {"Tanh", "mine", "GRU"} and len(search.seed_hashes) == 2
+    finally:
+        store.close()
+    # a resumed search with another setting, or an edited space file, is refused
+    with pytest.raises(StorageError, match="other settings"):
+        open_store(db, with_settings(cfg, ["edits=1"]))
+    (tmp_path / "my_space.py").write_text(SPACE + "\n# edited\n")
+    with pytest.raises(StorageError, match="space_sha"):
+        open_store(db, _config(tmp_path))
+
+
+def test_bad_inputs_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="no seed 'Nope'"):
+        check_inputs(with_settings(_config(tmp_path), ["pool_seeds=Nope"]))
+    with pytest.raises(ConfigError, match="unknown setting 'hurdl'"):
+        _config(tmp_path, "--set", "hurdl=1")
+    with pytest.raises(ConfigError, match="expected float"):
+        _config(tmp_path, "--set", "hurdle=high")
+    (tmp_path / "broken.py").write_text("SEEDS = {}\n")
+    with pytest.raises(ConfigError, match="lacks a setting"):
+        check_inputs(with_settings(_config(tmp_path), [f"space={tmp_path / 'broken.py'}"]))
