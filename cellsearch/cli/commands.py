@@ -175,6 +175,14 @@ def search_config(args):
     return with_settings(replace(base, **changes), args.settings)
 
 
+def funnel(s) -> str:
+    """The children's fates in words: ``9 scored, 6 filtered, ...`` (a screened child is one that
+    its rung's ranking stopped; the rest are where its full evaluation ended)."""
+    parts = [(s.scored, "scored"), (s.screened, "screened out at a rung"), (s.filtered, "filtered"),
+             (s.hurdle, "below the hurdle"), (s.diverged, "diverged"), (s.errors, "errors")]
+    return ", ".join(f"{n} {what}" for n, what in parts if n or what in ("scored", "filtered"))
+
+
 def resolve_dtype(choice: str) -> str:
     """``--dtype``: ``auto`` is bfloat16 on an accelerator and float32 on a CPU."""
     if choice != "auto":
@@ -296,8 +304,8 @@ def search(args) -> int:
               f"{k.evaluations} evaluations (the jobs in flight were dropped); run the same command to resume",
               file=sys.stderr)
         return 130 if e.signal == "SIGINT" else 143
-    print(f"{s.children} children evaluated ({s.scored} scored, {s.filtered} filtered, {s.hurdle} below the hurdle, "
-          f"{s.errors} errors; {s.duplicates} duplicates skipped), {s.evaluations} evaluations, {s.steps} steps, "
+    print(f"{s.children} children evaluated ({funnel(s)}; {s.duplicates} duplicates skipped), {s.evaluations} "
+          f"evaluations, {s.steps} steps, "
           f"{s.wall_s:.0f}s this run; stopped on {s.stopped}")
     if s.stopped == "step cap":
         print(f"the search stopped on its step cap ({s.steps} steps, 20 per child asked): most proposals were "

@@ -168,7 +168,7 @@ def _across_seeds(data: list[StoreData], allc: list[dict[str, list[float]]], gro
     rows = []
     for name, ix in grouped.items():
         cs = [allc[i] for i in ix]
-        scored = [sum(s["kind"] == "child" and s["outcome"] == "scored" for s in data[i].steps) for i in ix]
+        scored = [sum(s["outcome"] == "scored" for s in data[i].children()) for i in ix]
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{', '.join(str(data[i].config.seed) for i in ix)}</td>"
                     f"<td>{stat([c['best'][-1] for c in cs])}</td>"
                     f"<td>{stat([at(c, 'children', n_eq) for c in cs])}</td>"

@@ -38,10 +38,17 @@ def describe(store: Store, ref: str) -> str:
     baseline = scores.baseline_name
     lines = [f"# cell {row['id']} ({row['hash']}): {row['origin']}, status {row['status']}"
              + (f", score {score:.4f} (min over tasks of best / {baseline}'s best)" if score is not None else "")]
-    step = store.step_of(row["hash"])
+    history = [s for s in store.steps_of(row["hash"]) if s["kind"] in ("child", "promote")]
+    for s in history:  # the cheap-first ladder: where it stood at each rung
+        d = s["detail"]
+        if s["outcome"] == "screened":
+            lines.append(f"# rung {d['rung']}: rung score {d['rung_score']:.4f}, rank {d['rank']} of {d['of']} children "
+                         f"there at step {s['step']}" + (" (promoted later)" if s is not history[-1] else
+                                                          "; not (yet) among the best to earn the next rung"))
+    step = history[-1] if history else store.step_of(row["hash"])
     detail = step["detail"] if step is not None else {}
-    if row["status"] == "error" and detail.get("error"):
-        lines.append(f"# error in stage {detail.get('stage')}: {detail['error']}")
+    if row["status"] in ("error", "diverged") and detail.get("error"):
+        lines.append(f"# {row['status']} in stage {detail.get('stage')}: {detail['error']}")
     if detail.get("stopped_at"):
         stage = detail.get("stopped_task") or (cfg.filter_task if step["outcome"] == "filtered" else cfg.tasks[0])
         lines.append(f"# {step['outcome']}: stopped at the rung after {detail['stopped_at']} steps of {stage} "

@@ -253,6 +253,9 @@ def args_search(s) -> None:
 def args_top(s) -> None:
     _db(s)
     s.add_argument("-k", type=positive_int, default=10, help="rows (default 10)")
+    s.add_argument("--all", action="store_true",
+                   help="every child, whatever its fate: where a screened one stopped (rung and rank), where a "
+                        "failed one failed")
 
 
 def args_export(s) -> None:
@@ -288,6 +291,8 @@ def args_confirm(s) -> None:
                    help="training steps per run (default the search's; longer is allowed)")
     s.add_argument("--save", metavar="DIR", default=None,
                    help="keep every run's parameters in DIR/<cell>/<task>/seed-<s> (GraphCell.from_saved)")
+    s.add_argument("--cells", default=None, metavar="ID,ID",
+                   help="confirm these cells too (ids or hashes, e.g. a seed to compare the winners with)")
 
 
 def args_status(s) -> None:

@@ -47,8 +47,9 @@ from cellsearch.search.confirm import confirmed
 from cellsearch.search.results import Scores, leaderboard, stored_config
 from cellsearch.store.sqlite import Store
 
-OUTCOMES = ("duplicate", "filtered", "hurdle", "error", "scored")
-COLOURS = {"duplicate": "#b0b0b0", "filtered": "#e6a23c", "hurdle": "#9b59b6", "error": "#d9534f",
+OUTCOMES = ("duplicate", "filtered", "screened", "hurdle", "diverged", "error", "scored")
+COLOURS = {"duplicate": "#b0b0b0", "filtered": "#e6a23c", "screened": "#c9b8e0", "hurdle": "#9b59b6",
+           "diverged": "#8b4513", "error": "#d9534f",
            "scored": "#2a7ab9", "seed": "#2e8b57", "mutation_failed": "#dddddd", "dead": "#555555"}
 
 
@@ -70,7 +71,17 @@ class StoreData:
             self.t0 = min(self.t0, min(s["created_at"] for s in self.steps))
 
     def children(self) -> list[dict]:
-        return [s for s in self.steps if s["kind"] == "child" and s["outcome"] != "mutation_failed"]
+        """One row per child proposed (duplicates too), at the step where its fate was decided: a
+        screened child that a later step promoted takes that step's outcome, time and detail."""
+        last = {s["cell_hash"]: s for s in self.steps if s["kind"] == "promote"}
+        out = []
+        for s in self.steps:
+            if s["kind"] != "child" or s["outcome"] == "mutation_failed":
+                continue
+            up = last.get(s["cell_hash"])
+            out.append(s | {"proposed": s["step"]} if up is None else
+                       up | {"proposed": s["step"], "detail": s["detail"] | up["detail"]})
+        return out
 
 
 # ----------------------------------------------------------------------------- figures
@@ -95,8 +106,10 @@ def progress_figure(d: StoreData) -> str:
         pts = [(x, y) for x, y in zip(xs, best, strict=True) if y is not None]
         if pts:
             ax.step(*zip(*pts, strict=True), where="post", color="black", lw=1.5, label="best so far")
+        children = d.children()
+        cx = [s[xkey] if xkey == "step" else (s[xkey] - d.t0) / 60 for s in children]
         for outcome in OUTCOMES:
-            sel = [(x, s) for x, s in zip(xs, d.steps, strict=True) if s["kind"] == "child" and s["outcome"] == outcome]
+            sel = [(x, s) for x, s in zip(cx, children, strict=True) if s["outcome"] == outcome]
             if not sel:
                 continue
             ys = [d.scores.score(s["cell_hash"]) or 0.0 if outcome == "scored" else 0.0 for _, s in sel]

@@ -20,8 +20,9 @@ def _cast(text: str, like: Any, key: str):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError
             return text.lower() in ("true", "1", "yes")
-        if key.endswith("rungs"):  # SHARE:FRACTION,...
-            return tuple((float(a), float(b)) for a, _, b in (v.strip().partition(":") for v in text.split(","))
+        if key.endswith("rungs") or key == "screen":  # SHARE:FRACTION,... (a screen rung: SHARE:SETTINGS)
+            second = int if key == "screen" else float
+            return tuple((float(a), second(b)) for a, _, b in (v.strip().partition(":") for v in text.split(","))
                          if a) if text.strip().lower() not in ("", "none") else ()
         if isinstance(like, tuple):
             kind = type(like[0]) if like else str

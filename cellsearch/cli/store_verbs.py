@@ -26,10 +26,35 @@ from cellsearch.store.doctor import check, recover
 from cellsearch.store.sqlite import Store
 
 
+def children_table(store, scores) -> list[str]:
+    """``top --all``: one line per child, its last fate and where it got to."""
+    lines = [f"{'id':>5} {'hash':<16} {'fate':<9} {'score':>7}  where"]
+    for r in store.cells("origin='mutation'"):
+        steps = [s for s in store.steps_of(r["hash"]) if s["kind"] in ("child", "promote")]
+        if not steps:
+            continue
+        d, sc = steps[-1]["detail"], scores.score(r["hash"])
+        if r["status"] == "screened":
+            where = f"rung {d['rung']}, rank {d['rank']} of {d['of']} (rung score {d['rung_score']:.4f})"
+        elif r["status"] in ("error", "diverged"):
+            where = f"{d.get('stage')}: {d.get('error', '')}"[:90]
+        elif r["status"] == "filtered":
+            where = f"memorisation {d.get('filter', 0):.3f}"
+        elif r["status"] == "hurdle":
+            where = f"first task {d.get('first', 0):.4f} < bar {d.get('bar', d.get('baseline', 0)):.4f}"
+        else:
+            where = "promoted from rung " + str(d["promoted_from"]) if "promoted_from" in d else ""
+        lines.append(f"{r['id']:>5} {r['hash']:<16} {r['status']:<9} {(f'{sc:.4f}' if sc is not None else ''):>7}  {where}")
+    return lines
+
+
 def top(args) -> int:
 
     with Store(args.db, write=False) as store:
         cfg = stored_config(store)
+        if args.all:
+            print("\n".join(children_table(store, Scores(store, cfg))))
+            return 0
         rows = leaderboard(store, cfg, args.k)
         counts = store.counts()
         conf_rows = confirmed(store)
@@ -59,7 +84,8 @@ def confirm(args) -> int:
             print(f"run {info['i']}/{info['runs']}: {info['cell']} on {info['task']}, seed {info['seed']}: "
                   f"{info['status']} {info['score']:.4f}", file=sys.stderr, flush=True)
 
-    conf = run_confirm(args.db, k=args.k, seeds=args.seeds, steps=args.steps, save=getattr(args, 'save', None),
+    cells = [c.strip() for c in (getattr(args, "cells", None) or "").split(",") if c.strip()]
+    conf = run_confirm(args.db, k=args.k, seeds=args.seeds, steps=args.steps, save=getattr(args, 'save', None), cells=cells,
                        on_event=on_event)
     with Store(args.db, write=False) as store:
         scores = Scores(store)

@@ -1,7 +1,13 @@
-"""The six edits of Jozefowicz et al. 2015 (§3.5), each a small pure function.
+"""The edits that make a child: the six of Jozefowicz et al. 2015 (§3.5), and two that can build a gate.
 
 An edit is ``apply(g, node, *, rng, space) -> (graph, detail) | None``, registered in
-:data:`MUTATIONS` with a predicate ``applies_to(g, node, space)``. It never touches its input
+:data:`MUTATIONS` with a predicate ``applies_to(g, node, space)``; a space names the edits it uses
+(``MUTATIONS`` of its module) and may bring its own (``EDITS``, rows of the same table).
+Beyond the paper's six, ``add_gate`` puts a learned sigmoid gate on an operand of a node
+(``u -> u * sigm(W_x x + W_h h + b)``, the shape of every gate of the LSTM and the GRU) and
+``add_linear`` a new full linear layer (``u -> W u + b``): from the tanh RNN, the paper's edits add
+no weight matrix but the near-identity Linear(a), so a gate is four or more edits away through
+worse cells; the ``gates`` space has both. It never touches its input
 graph; it returns a new, unvalidated graph (or ``None`` when the random choice it drew cannot
 be made, e.g. it would make a node read the same operand twice). The fixed nodes (input,
 states, constants, state sinks) are never edit sites (:func:`edit_sites`); the driver that
@@ -22,17 +28,29 @@ from typing import Any, NamedTuple, Protocol
 import networkx as nx
 import numpy as np
 
-from cellsearch.cell.graph import CellGraph, consumers, is_activation_like, kind_of, op_of, operands, prune
+from cellsearch.cell.graph import (
+    CellGraph,
+    consumers,
+    input_node,
+    is_activation_like,
+    kind_of,
+    op_of,
+    operands,
+    prune,
+    state_nodes,
+)
 from cellsearch.cell.ops import parse_activation
 
 
 class MutationSpace(Protocol):
-    """What the edits need from a search space (:class:`cellsearch.evolve.spaces.SearchSpace` is one)."""
+    """What the edits need from a search space (:class:`cellsearch.evolve.spaces.SearchSpace` is one):
+    ``edits`` maps the names in ``mutations`` to their rows (the table's, or the space's own)."""
 
     activations: tuple[str, ...]
     binary_ops: tuple[str, ...]
     mutations: tuple[str, ...]
     operand_rule: str
+    edits: dict
 
 MAX_NODES = 64  # bound on a child's size: edits that grow the graph stop applying beyond it
 _FIXED = ("input", "state", "const", "output")
@@ -110,8 +128,8 @@ def edit_sites(g: CellGraph) -> list[str]:
     return [n for n in nx.lexicographical_topological_sort(g) if op_of(g, n) not in _FIXED]
 
 
-def _can_grow(g: CellGraph, space: Any) -> bool:
-    return len(g) < getattr(space, "max_nodes", MAX_NODES)
+def _can_grow(g: CellGraph, space: Any, by: int = 1) -> bool:
+    return len(g) + by <= getattr(space, "max_nodes", MAX_NODES)
 
 
 # ----------------------------------------------------------------------------- the six edits
@@ -226,6 +244,47 @@ def replace_with_binary(g, node, *, rng, space):
     return prune(g), f"{node} -> {op}({a}, {b})"
 
 
+def _gate_operand(g, node, rng):
+    """An operand of ``node`` (uniformly) and the edge's data, for the edits that wrap an operand."""
+    args = operands(g, node)
+    u = args[rng.integers(len(args))]
+    return u, dict(g.edges[u, node])
+
+
+def add_gate(g, node, *, rng, space):
+    """A learned gate on an operand: ``u -> u * sigm(W_x x + W_h h + b)``, ``h`` the output state."""
+    u, data = _gate_operand(g, node, rng)
+    g = nx.DiGraph(g)
+    x, h = input_node(g), state_nodes(g)[g.graph["output"]]
+    lin = _new_id(g)
+    g.add_node(lin, op="linear", bias=True, bias_init=0.0)
+    g.add_edge(x, lin, port=0)
+    g.add_edge(h, lin, port=1)
+    gate = _new_id(g)
+    g.add_node(gate, op="sigmoid")
+    g.add_edge(lin, gate, port=0)
+    prod = _new_id(g)
+    g.add_node(prod, op="mul")
+    g.remove_edge(u, node)
+    g.add_edge(u, prod, port=0)
+    g.add_edge(gate, prod, port=1)
+    g.add_edge(prod, node, **data)
+    return g, f"sigm gate on {u} -> {node}"
+
+
+def add_linear(g, node, *, rng, space):
+    """A new full linear layer on an operand: ``u -> W u + b`` (a fresh layer, not the near-identity
+    Linear(a))."""
+    u, data = _gate_operand(g, node, rng)
+    g = nx.DiGraph(g)
+    lin = _new_id(g)
+    g.add_node(lin, op="linear", bias=True, bias_init=0.0)
+    g.remove_edge(u, node)
+    g.add_edge(u, lin, port=0)
+    g.add_edge(lin, node, **data)
+    return g, f"linear layer on {u} -> {node}"
+
+
 def identity(g, node, *, rng, space):
     """No change (for debugging and tests)."""
     return nx.DiGraph(g), "identity"
@@ -255,11 +314,16 @@ MUTATIONS: dict[str, Mutation] = {
             replace_with_binary,
             replace_with_binary.__doc__,
         ),
+        Mutation("add_gate", lambda g, n, s: _replaceable(g, n) and _can_grow(g, s, 3), add_gate, add_gate.__doc__),
+        Mutation("add_linear", lambda g, n, s: _replaceable(g, n) and _can_grow(g, s), add_linear, add_linear.__doc__),
         Mutation("identity", lambda g, n, s: True, identity, identity.__doc__),
     ]
 }
+PAPER_MUTATIONS = ("swap_activation", "swap_binary_op", "insert_activation", "remove_node", "replace_with_ancestor",
+                   "replace_with_binary")  # §3.5's six
 
 
 def applicable(g: CellGraph, node: str, space: MutationSpace) -> list[str]:
     """The names of the space's mutations that apply to ``node``."""
-    return [m for m in space.mutations if MUTATIONS[m].applies_to(g, node, space)]
+    table = getattr(space, "edits", None) or MUTATIONS
+    return [m for m in space.mutations if table[m].applies_to(g, node, space)]

@@ -71,7 +71,7 @@ def _edit(child: CellGraph, node: str, rng, space) -> tuple[CellGraph, AppliedMu
     if not names:
         return None
     name = names[rng.integers(len(names))]
-    out = MUTATIONS[name].apply(child, node, rng=rng, space=space)
+    out = (getattr(space, "edits", None) or MUTATIONS)[name].apply(child, node, rng=rng, space=space)
     if out is None:
         return None
     return out[0], AppliedMutation(name, node, out[1])

@@ -13,12 +13,12 @@ import importlib.util
 import os
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cellsearch.cell.graph import CellGraph, load, validate
 from cellsearch.cell.ops import check_binary_op, parse_activation
 from cellsearch.errors import CellSearchError, ConfigError
-from cellsearch.evolve.edits import MUTATIONS, OPERAND_RULES
+from cellsearch.evolve.edits import MUTATIONS, OPERAND_RULES, Mutation
 
 DEFAULT_SPACE = "jozefowicz2015"
 
@@ -35,6 +35,7 @@ class SearchSpace:
     operand_rule: str
     baseline: str
     pool_seeds: tuple[str, ...]
+    edits: dict = field(default_factory=dict)  # mutation name -> its row (MUTATIONS's, or the space's own EDITS)
 
     def seed(self, name: str) -> CellGraph:
         if name not in self.seeds:
@@ -75,7 +76,8 @@ def load_space(name: str = DEFAULT_SPACE) -> SearchSpace:
     """Imports ``search_spaces.<name>`` (or the module in the file ``name`` if it ends in
     ``.py``: a user's own space) and checks its settings: ``SEEDS`` (name -> function
     returning a cell graph), ``ACTIVATIONS``, ``BINARY_OPS``, ``MUTATIONS``, optional
-    ``OPERAND_RULE``, ``BASELINE`` and ``POOL_SEEDS``."""
+    ``OPERAND_RULE``, ``BASELINE``, ``POOL_SEEDS`` and ``EDITS`` (edits of the space's own, name ->
+    :class:`~cellsearch.evolve.edits.Mutation`, usable in its ``MUTATIONS``)."""
 
     if name.endswith(".py"):
         mod = _import_file(name)
@@ -92,10 +94,16 @@ def load_space(name: str = DEFAULT_SPACE) -> SearchSpace:
         bins = tuple(mod.BINARY_OPS)
         for op in bins:
             check_binary_op(op)
+        own = dict(getattr(mod, "EDITS", {}))
+        for m, row in own.items():
+            if not isinstance(row, Mutation) or row.name != m or not callable(row.apply) or not callable(row.applies_to):
+                raise ConfigError(f"EDITS[{m!r}] must be a cellsearch.evolve.edits.Mutation named {m!r} with callable "
+                                  "applies_to and apply")
+        table = {**MUTATIONS, **own}
         muts = tuple(mod.MUTATIONS)
         for m in muts:
-            if m not in MUTATIONS:
-                raise ConfigError(f"mutation {m!r} is not known; mutations: {', '.join(MUTATIONS)}")
+            if m not in table:
+                raise ConfigError(f"mutation {m!r} is not known; mutations: {', '.join(table)}")
         rule = getattr(mod, "OPERAND_RULE", "ancestor_and_random_ancestor")
         if rule not in OPERAND_RULES:
             raise ConfigError(f"operand rule {rule!r} is not known; rules: {', '.join(OPERAND_RULES)}")
@@ -115,7 +123,7 @@ def load_space(name: str = DEFAULT_SPACE) -> SearchSpace:
         raise ConfigError(f"{where} lacks a setting: {e}") from None
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
-    return SearchSpace(name, seeds, acts, bins, muts, rule, baseline, pool)
+    return SearchSpace(name, seeds, acts, bins, muts, rule, baseline, pool, {m: table[m] for m in muts})
 
 
 def find_seed(name: str, space: str | None = None) -> CellGraph:

@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 
 from cellsearch.errors import ConfigError, StorageError
 from cellsearch.search.executors import run_job
-from cellsearch.search.results import baseline_of, leaderboard, stored_config
+from cellsearch.search.results import baseline_of, find_cell, leaderboard, stored_config
 from cellsearch.search.steps import best_settings, make_job
 from cellsearch.search.verdicts import summary
 from cellsearch.store.sqlite import Store
@@ -35,17 +35,19 @@ def confirmed(store: Store) -> dict[str, dict]:
 
 
 def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, save: str | None = None,
-            on_event=None) -> dict[str, dict]:
-    """Re-trains the top ``k`` cells and the baseline with ``seeds`` fresh paired seeds on every
-    task of the search in ``db`` (``steps`` per run, default the search's), stores the runs and
-    returns :func:`confirmed`. Resumable: runs already stored are not repeated. ``save`` keeps
-    each run's parameters in ``save/<cell>/<task>/seed-<s>`` (``GraphCell.from_saved``)."""
+            cells: list[str] = (), on_event=None) -> dict[str, dict]:
+    """Re-trains the top ``k`` cells (and ``cells``: ids or hashes of any cells of the store, e.g. a
+    seed to compare with) and the baseline with ``seeds`` fresh paired seeds on every task of the
+    search in ``db`` (``steps`` per run, default the search's), stores the runs and returns
+    :func:`confirmed`. Resumable: runs already stored are not repeated. ``save`` keeps each run's
+    parameters in ``save/<cell>/<task>/seed-<s>`` (``GraphCell.from_saved``)."""
     if k < 1 or seeds < 2:
         raise ConfigError(f"confirm needs k >= 1 and seeds >= 2 (an interval needs two pairs), got k={k}, seeds={seeds}")
     with Store(db, create=False) as store:
         cfg = stored_config(store)
         base = baseline_of(store)[1]
         top = [r["hash"] for r in leaderboard(store, cfg, k + 1) if r["hash"] != base][:k]
+        top += [h for h in (find_cell(store, c)["hash"] for c in cells) if h != base and h not in top]
         if not top:
             raise StorageError(f"{db!r} has no scored cell besides the baseline to confirm")
         cells = [base, *top]

@@ -117,7 +117,7 @@ def drive(search: Search, executor, schedule, *, retries: int,
                     jobs.pop(k, None)
             continue
         for k, job, rs in zip(ks, members, schedule.unpack(res), strict=True):
-            store.add_evaluations(job["cell"], job["task"], rs, k)
+            store.add_evaluations(job["cell"], job.get("store_as", job["task"]), rs, k)
             trained += len(rs)
             back[k] = rs
         if not (schedule.batched and running):  # a batched schedule waits for the whole wave

@@ -108,6 +108,9 @@ def best_score(store: Store, config: SearchConfig | None = None) -> float | None
 
 @dataclass
 class SearchSummary:
+    """What a search did: its steps, its children's fates (a child's last fate: one screened and
+    later promoted counts where its full evaluation ended), its evaluations and best cells."""
+
     steps: int
     children: int
     scored: int
@@ -122,20 +125,25 @@ class SearchSummary:
     stopped: str
     probe_rejected: int = 0  # children the liveness probe rejected (resampled, never trained)
     best_origin: str = ""  # the best cell's origin ("seed:GRU", "mutation")
+    screened: int = 0  # children stopped at a screen rung (cheap-first screening)
+    diverged: int = 0  # children whose every setting of a stage diverged
+    promoted: int = 0  # steps that promoted a screened child
 
 
 def summarize(store: Store, config: SearchConfig, wall: float = 0.0, stopped: str = "", trained: int = 0
               ) -> SearchSummary:
     """Counts of a search's outcomes and its five best cells."""
-    c = store.counts()
+    fates = store.child_fates()
     board = leaderboard(store, config, 5)
     best = [(d["hash"], d["score"]) for d in board]
     return SearchSummary(
-        steps=len(store.finished_steps()), children=store.children_done(), scored=c.get("child:scored", 0),
-        duplicates=c.get("child:duplicate", 0), filtered=c.get("child:filtered", 0), hurdle=c.get("child:hurdle", 0),
-        errors=c.get("child:error", 0), evaluations=sum(store.evaluation_counts().values()),
+        steps=len(store.finished_steps()), children=store.children_done(), scored=fates.get("scored", 0),
+        duplicates=store.counts().get("child:duplicate", 0), filtered=fates.get("filtered", 0),
+        hurdle=fates.get("hurdle", 0), errors=fates.get("error", 0), evaluations=sum(store.evaluation_counts().values()),
         new_evaluations=trained, wall_s=wall, best=best, stopped=stopped,
-        probe_rejected=sum(store.probe_rejections().values()), best_origin=board[0]["origin"] if board else "")
+        probe_rejected=sum(store.probe_rejections().values()), best_origin=board[0]["origin"] if board else "",
+        screened=fates.get("screened", 0), diverged=fates.get("diverged", 0),
+        promoted=sum(n for k, n in store.counts().items() if k.startswith("promote:")))
 
 
 def find_cell(store: Store, ref: str):

@@ -163,8 +163,9 @@ def status(path: str) -> dict:
         lines.append(f"this run: {_duration(elapsed)}, {new} children ({rate:.0f} per hour)"
                      + (f"; about {_duration(out['eta_s'])} left" if out["eta_s"] is not None else
                         "; time left: not known before the first child"))
-    lines.append(f"funnel: {s.scored} scored, {s.filtered} filtered, {s.hurdle} below the hurdle, {s.errors} errors, "
-                 f"{s.duplicates} duplicates; {s.probe_rejected} dead at the probe (never trained)")
+    lines.append(f"funnel: {s.scored} scored, {s.screened} screened out at a rung, {s.filtered} filtered, "
+                 f"{s.hurdle} below the hurdle, {s.diverged} diverged, {s.errors} errors, {s.duplicates} duplicates; "
+                 f"{s.probe_rejected} dead at the probe (never trained)")
     if s.best:
         h, sc = s.best[0]
         lines.append(f"best: {h} score {sc:.4f} ({'a seed' if s.best_origin.startswith('seed:') else 'a child'})")

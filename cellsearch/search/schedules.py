@@ -10,7 +10,8 @@ pending jobs become executor payloads (:meth:`bundles`) and which jobs a payload
   as one finishes; each job is sent alone as soon as it exists and its results go back to its
   step at once. The seed steps finish before any child starts (children are scored against the
   baseline); a child starts only while the children done and in flight are fewer than
-  ``candidates``.
+  ``candidates``; after that, the steps that promote screened children
+  (:mod:`cellsearch.search.ladder`) still run, one at a time, until none is due.
 - :class:`Rounds` (``population = P > 1``): steps run in rounds (:func:`rounds`); the steps of a
   round start together, in step order, so each proposes from the pool as the previous round left
   it (a generation). A round's jobs that share a task travel as one population job
@@ -60,7 +61,7 @@ def admit(store: Store, search: Search, r: int, steps) -> None:
     with store.tx():  # the view reads the pool through the same connection: it sees each change
         for o in store.steps_outcomes(steps):
             if o["kind"] == "child" and o["outcome"] == "scored":
-                add, remove = search.admit(o["cell"], o["detail"]["score"])
+                add, remove = search.admit(o["cell"], o["detail"]["score"], o["detail"].get("parent"))
                 store.change_pool(o["step"], add, remove)
         store.close_round(r)
 
@@ -85,7 +86,11 @@ class PerCell:
             return True
         if any(k < s.n_init for k in live):  # the seed steps finish before children are scored
             return False
-        return s.store.children_done() + len([k for k in live if k >= s.n_init]) < target
+        if s.store.children_done() + len([k for k in live if k >= s.n_init]) < target:
+            return True
+        # every child is proposed: the screened children due for promotion still get their steps,
+        # one at a time, so the search ends with its best children fully evaluated
+        return not live and s.promotion_pending(self.next_k)
 
     def next(self, live: set[int]) -> int | None:
         s = self.search

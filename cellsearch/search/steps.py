@@ -1,34 +1,41 @@
 """One step of the search, as a sequence of stages (Jozefowicz et al. §3.1-3.2).
 
 A step either evaluates a seed (the first steps: the pool seeds and the baseline on every
-task with ``init_settings`` settings), re-evaluates a pool member on new settings, or
-proposes a child (strategy in :mod:`cellsearch.evolve.strategies`) and evaluates it in stages:
+task with ``init_settings`` settings), re-evaluates a pool member on new settings, promotes a
+screened child (:mod:`cellsearch.search.ladder`), or proposes a child (strategy in
+:mod:`cellsearch.evolve.strategies`) and evaluates it in stages:
 
 0. **proposal**: ``edits`` edits on a pool member (:mod:`cellsearch.evolve.mutate`); a child that
    fails the liveness probe (:mod:`cellsearch.cell.probe`) is resampled before any training,
    and the step records how many were (``probe_rejected``, by reason);
 1. **dedup**: a child whose structural or functional hash is already in the store is
    recorded as a ``duplicate`` and not trained;
-2. **filter**: memorisation (§3.3), best of ``filter_settings`` settings of the filter grid;
-   below ``filter_threshold`` (95 %) the child is ``filtered``;
-3. **hurdle**: the first task with ``settings_per_task`` settings (the parent's best
-   ``carry_over`` settings among them, §3.2 [S1]); below ``hurdle`` (90 %) of the
-   baseline's best over as many settings (:meth:`Search.baseline_bar`) the child stops
-   (``hurdle``);
-4. **all tasks**: the rest, then ``score = min over tasks of best(cell) / best(GRU)``
-   (:mod:`cellsearch.search.results`) and the strategy decides whether it enters the pool (only
-   above the floor, the hurdle).
+2. **filter**: memorisation (§3.3) with ``filter_settings`` settings of the filter grid, the
+   parent's best filter setting first (the lineage's learning rate: the pool seeds train the
+   whole filter grid in their seed step); below ``filter_threshold`` (95 %) the child is
+   ``filtered``;
+3. **screen** (with a ladder, ``SearchConfig.screen``): the child trains its rung 0 and stops,
+   ``screened``, with its rung score and rank; a later step promotes it when it ranks among the
+   best of the children at its rung (:mod:`cellsearch.search.ladder`), up the rungs to
+4. **the hurdle**: the first task with ``settings_per_task`` settings (the parent's best
+   ``carry_over`` settings among them, §3.2 [S1]); below ``hurdle`` (90 %) of its bar the child
+   stops (``hurdle``). The bar is the baseline's best over as many settings
+   (:meth:`Search.baseline_bar`) under the paper's bars (``bars="baseline"``), and the lower of
+   that and its parent's (:meth:`Search.first_best`) under ``bars="lineage"``, so a lineage below
+   the GRU can climb;
+5. **all tasks**: the rest, then ``score = min over tasks of best(cell) / best(GRU)``
+   (:mod:`cellsearch.search.results`), and :meth:`Search.admit` decides whether it enters the pool.
 
-Each stage trains in rungs (successive halving, :attr:`cellsearch.config.TrainConfig.rungs`)
-against its bar: the filter's threshold, the hurdle times the baseline's bar on the first
-task, and on every other task the pool's floor (the hurdle times the baseline's bar there:
-a child below it on any task cannot enter the pool). A child whose every setting on a stage
-stopped at a rung records ``stopped_at`` and ``stopped_task``.
+Each stage trains in rungs (successive halving within a setting,
+:attr:`cellsearch.config.TrainConfig.rungs`) against its bar: the filter's threshold, the
+hurdle's bar on the first task, the pool's floor on the others. A child whose every setting on a
+stage stopped at a rung records ``stopped_at`` and ``stopped_task``.
 
-A stage whose every setting crashed makes the child ``error`` (with the message), never a
-score. Steps are generators that yield evaluation jobs (:mod:`cellsearch.search.driver` drives
-them), so the store is written by the driver alone. Each step draws every random number
-from ``numpy.random.default_rng([seed, step])``, so a resumed step proposes the same child.
+A stage whose every setting crashed makes the child ``error`` (with the message), one whose every
+setting diverged makes it ``diverged`` (naming the stage): never a score. Steps are generators that
+yield evaluation jobs (:mod:`cellsearch.search.driver` drives them), so the store is written by the
+driver alone. Each step draws every random number from ``numpy.random.default_rng([seed, step])``
+and reads only what finished before it, so a resumed step does what it did.
 """
 
 from __future__ import annotations
@@ -49,15 +56,22 @@ from cellsearch.evolve.spaces import load_space
 from cellsearch.evolve.strategies import PoolView, make_strategy
 from cellsearch.hparams import HParams, seeded
 from cellsearch.search.config import SearchConfig
+from cellsearch.search.ladder import Ladder
 from cellsearch.search.results import MIN_BASELINE, Scores
 from cellsearch.store.sqlite import Store
 from cellsearch.tasks import get_task, task_options
 
 
-def filter_settings(cfg: SearchConfig, rng: np.random.Generator) -> list[HParams]:
-    """The memorisation filter's settings: ``filter_settings`` different points of the filter
-    grid, with their initialisation seeds derived from the search seed."""
-    return [seeded(h, cfg.seed) for h in cfg.filter_hparams.sample_distinct(rng, cfg.filter_settings)]
+def filter_settings(cfg: SearchConfig, rng: np.random.Generator, carry: list[HParams] = ()) -> list[HParams]:
+    """The memorisation filter's settings, ``filter_settings`` different points of the filter grid
+    with their initialisation seeds derived from the search seed: ``carry`` first (the parent's
+    best, with ``filter_carry``), then points drawn at random."""
+    if not carry:
+        return [seeded(h, cfg.seed) for h in cfg.filter_hparams.sample_distinct(rng, cfg.filter_settings)]
+    out = [seeded(h, cfg.seed) for h in carry][: cfg.filter_settings]
+    points = cfg.filter_hparams.points()
+    drawn = [seeded(points[i], cfg.seed) for i in rng.permutation(len(points))]
+    return out + [h for h in drawn if h not in out][: cfg.filter_settings - len(out)]
 
 
 def seed_graph(cfg: SearchConfig, space, name: str):
@@ -79,12 +93,14 @@ def check_inputs(cfg: SearchConfig) -> None:
 
 
 def make_job(cfg: SearchConfig, cell_hash: str, graph_json: str, task: str, settings: list[HParams],
-             train, step: int) -> dict:
+             train, step: int, store_as: str | None = None) -> dict:
     """The job (:mod:`cellsearch.search.executors`) that trains a cell on ``task`` under ``settings``
-    and the schedule ``train`` (a :class:`~cellsearch.config.TrainConfig`)."""
+    and the schedule ``train`` (a :class:`~cellsearch.config.TrainConfig`); its results are stored
+    under ``store_as`` (a screen rung's task name) or ``task``."""
     return {"graph": graph_json, "task": task,
             "task_options": task_options(task, cfg.task_options.get(task), cfg.data_dir),
-            "settings": [asdict(h) for h in settings], "train": asdict(train), "cell": cell_hash, "step": step}
+            "settings": [asdict(h) for h in settings], "train": asdict(train), "cell": cell_hash, "step": step,
+            **({"store_as": store_as} if store_as else {})}
 
 
 def best_settings(store: Store, cell_hash: str, task: str, k: int) -> list[HParams]:
@@ -96,7 +112,6 @@ def best_settings(store: Store, cell_hash: str, task: str, k: int) -> list[HPara
 
 def liveness_check(cfg: SearchConfig) -> Callable:
     """The liveness probe at the filter's first initialisation scale and parameter budget."""
-
     h = cfg.filter_hparams
     pc = ProbeConfig(budget=h.param_budget[0], init_scale=min(h.init_scale), seed=cfg.seed)
     return lambda g: liveness(g, pc)
@@ -131,26 +146,55 @@ class Search:
         self.view = PoolView(store, lambda: Scores(store, config), self.seed_hashes)
         self.defer_admit = config.population > 1  # rounds admit their children at the round's end
         self.probe = liveness_check(config) if config.probe else None
+        self.ladder = Ladder(config, store, self.baseline) if config.screen else None
         self.used_up: dict[int, set[str]] = {}  # step -> tasks whose grid ran out of new settings
+
+    # -- scores and bars -------------------------------------------------------------------------
 
     def score(self, cell_hash: str) -> float | None:
         """The cell's score (:class:`cellsearch.search.results.Scores`); ``None`` if a task has no result."""
         return Scores(self.store, self.cfg).score(cell_hash)
 
-    def baseline_bar(self, task: str, n: int) -> float:
-        """What the hurdle compares a child with: the baseline's best over its **first** ``n``
-        settings on ``task`` (those of its seed step, in the order they were stored; a
-        diverged setting counts 0), as a child's best is over its ``n`` settings. The
-        baseline's overall best is not used: it is a best over more settings, and it rises
-        each time the baseline is re-evaluated as a pool member, so a child's fate would
-        depend on when it was proposed."""
-        ev = self.store.evaluations(self.baseline, task)[:n]
+    def first_best(self, cell_hash: str, task: str, n: int) -> float:
+        """A cell's best over its **first** ``n`` settings on ``task`` (those of the step that
+        evaluated it, in the order stored; a diverged setting counts 0), as a child's best is over
+        its ``n`` settings."""
+        ev = self.store.evaluations(cell_hash, task)[:n]
         return max((e["score"] for e in ev if e["status"] == "ok"), default=0.0)
 
-    def admit(self, cell_hash: str, score: float) -> tuple[list[str], list[str]]:
-        """The strategy's pool change for a scored child; a child below the pool's floor (the
-        hurdle, as a ratio to the baseline) never enters, even while the pool is not full."""
-        if not score >= self.cfg.hurdle:
+    def baseline_bar(self, task: str, n: int) -> float:
+        """What the hurdle compares a child with: the baseline's best over its first ``n`` settings
+        on ``task`` (:meth:`first_best`). The baseline's overall best is not used: it is a best over
+        more settings, and it rises each time the baseline is re-evaluated as a pool member, so a
+        child's fate would depend on when it was proposed."""
+        return self.first_best(self.baseline, task, n)
+
+    def bar(self, task: str, parent: str | None) -> float:
+        """The hurdle's bar on ``task``: the hurdle times the baseline's bar, or (``bars="lineage"``)
+        times the lower of the baseline's and the parent's, over ``settings_per_task`` settings."""
+        n = self.cfg.settings_per_task
+        base = self.baseline_bar(task, n)
+        if self.cfg.bars == "lineage" and parent is not None:
+            base = min(base, self.first_best(parent, task, n))
+        return self.cfg.hurdle * base
+
+    def first_score(self, cell_hash: str) -> float:
+        """The cell's score over its first ``settings_per_task`` settings per task, against the
+        baseline's over as many (:meth:`first_best`): a child and its parent compared at equal
+        settings."""
+        n = self.cfg.settings_per_task
+        ratios = [self.first_best(cell_hash, t, n) / max(self.baseline_bar(t, n), MIN_BASELINE) for t in self.cfg.tasks]
+        return min(ratios)
+
+    def admit(self, cell_hash: str, score: float, parent: str | None = None) -> tuple[list[str], list[str]]:
+        """The strategy's pool change for a scored child. Under the paper's bars a child below the
+        pool's floor (the hurdle, as a ratio to the baseline) never enters, even while the pool is
+        not full; under ``bars="lineage"`` a child also enters when it beats its parent, at equal
+        settings (:meth:`first_score`), by more than ``admit_margin`` (the seed noise)."""
+        enter = score >= self.cfg.hurdle
+        if not enter and self.cfg.bars == "lineage" and parent is not None:
+            enter = self.first_score(cell_hash) > self.first_score(parent) * (1 + self.cfg.admit_margin)
+        if not enter:
             return [], []
         return self.strategy.admit(self.view, cell_hash, score)
 
@@ -176,16 +220,16 @@ class Search:
     # -- jobs ------------------------------------------------------------------------------------
 
     def _settings(self, cell_hash: str, task: str, n: int, rng, step: int, carry: list[HParams] = (),
-                  replicates: bool = False) -> list[HParams]:
-        """``n`` settings not evaluated for this cell and task by an earlier step: ``carry``
-        first, then random grid points. A setting's seed is derived from its grid point, so
-        it is stable; a resumed step chooses exactly the settings it chose before. With
-        ``replicates`` (re-evaluations) a point drawn again is trained with a new seed
-        (:func:`~cellsearch.hparams.seeded`'s replicate 1, 2, ...), so re-evaluating samples
-        seed noise and never runs out of settings; without, a grid that is used up gives
-        fewer settings, and the step's detail says so (``grid_used_up``)."""
+                  replicates: bool = False, stored: str | None = None) -> list[HParams]:
+        """``n`` settings not evaluated for this cell and task (stored as ``stored``, a screen rung's
+        name, if given) by an earlier step: ``carry`` first, then random grid points. A setting's
+        seed is derived from its grid point, so it is stable; a resumed step chooses exactly the
+        settings it chose before. With ``replicates`` (re-evaluations) a point drawn again is
+        trained with a new seed (:func:`~cellsearch.hparams.seeded`'s replicate 1, 2, ...), so
+        re-evaluating samples seed noise and never runs out of settings; without, a grid that is
+        used up gives fewer settings, and the step's detail says so (``grid_used_up``)."""
         space = self.cfg.hparam_space(task)
-        done = self.store.done_keys(cell_hash, task, before_step=step)
+        done = self.store.done_keys(cell_hash, stored or task, before_step=step)
         out: list[HParams] = []
         for h in carry:
             if h.key() not in done and h not in out and len(out) < n:
@@ -204,23 +248,27 @@ class Search:
             self.used_up.setdefault(step, set()).add(task)
         return out
 
-    def _job(self, cell_hash: str, graph_json: str, task: str, settings: list[HParams], step: int,
-             bar: float = 0.0) -> dict:
-        train = replace(self.cfg.train_config(task), bar=bar)  # without a bar (0) the rungs stop nothing
-        return make_job(self.cfg, cell_hash, graph_json, task, settings, train, step)
-
-    def _evaluate(self, cell_hash, graph_json, task, settings, step, bar: float = 0.0
-                  ) -> Generator[dict, list[dict], tuple]:
-        """Yields the job for the settings not in the store; returns (best, error message or
-        ``None``): an error when no setting of the cell on this task finished. With a ``bar``
-        (the stage's), the task's rungs stop settings that cannot reach it."""
-        done = self.store.done_keys(cell_hash, task)
+    def _evaluate(self, cell_hash, graph_json, task, settings, step, bar: float = 0.0, *, steps: int | None = None,
+                  stored: str | None = None) -> Generator[dict, list[dict], tuple]:
+        """Yields the job for the settings not in the store; returns ``(best, failure)``: the
+        failure is ``None``, ``("error", message)`` when no setting of the cell on this task
+        finished, or ``("diverged", message)`` when every one diverged. With a ``bar`` (the
+        stage's), the task's rungs stop settings that cannot reach it; ``steps`` and ``stored``
+        train a screen rung (its steps, one program of its settings) stored under its name."""
+        name = stored or task
+        done = self.store.done_keys(cell_hash, name)
         todo = [h for h in settings if h.key() not in done]
         if todo:
-            yield self._job(cell_hash, graph_json, task, todo, step, bar)
-        best = self.store.best(cell_hash, task)
+            train = replace(self.cfg.train_config(task), bar=bar)  # without a bar (0) the rungs stop nothing
+            if steps is not None:
+                train = replace(train, steps=steps, members=len(settings), rungs=(), bar=0.0)
+            yield make_job(self.cfg, cell_hash, graph_json, task, todo, train, step, stored)
+        best = self.store.best(cell_hash, name)
         if best is None:
-            return None, self.store.first_error(cell_hash, task) or "no setting was evaluated"
+            return None, ("error", self.store.first_error(cell_hash, name) or "no setting was evaluated")
+        st = self.store.statuses(cell_hash, name)
+        if not st.get("ok"):
+            return best, ("diverged", f"all {sum(st.values())} of its settings diverged on {name}")
         return best, None
 
     def _rung(self, cell_hash: str, task: str) -> dict:
@@ -231,17 +279,21 @@ class Search:
         at = [e["metrics"].get("stopped_at") for e in ev if e["status"] == "ok"]
         return {"stopped_at": max(at), "stopped_task": task} if at and all(at) else {}
 
-    def _best_settings(self, cell_hash: str, task: str, k: int) -> list[HParams]:
-        return best_settings(self.store, cell_hash, task, k)
-
     # -- steps -----------------------------------------------------------------------------------
 
     def step(self, k: int) -> Generator[dict, list[dict], Outcome]:
         """Step ``k``: its jobs, then its :class:`Outcome`; a step whose cell had fewer new
         settings left on a task than it asked for says so in its detail (``grid_used_up``)."""
         rng = np.random.default_rng([self.cfg.seed, k])
+        promotion = self.ladder.promotion(k) if self.ladder and k >= self.n_init else None
         if k < self.n_init:
             o = yield from self._seed_step(k, rng)
+        elif promotion is not None:
+            self.ladder.busy.add(promotion)
+            try:
+                o = yield from self._promote_step(k, *promotion, rng)
+            finally:
+                self.ladder.busy.discard(promotion)
         else:
             proposal = self.strategy.propose(self.view, rng)
             if proposal[0] == "reeval":
@@ -253,8 +305,13 @@ class Search:
             o.detail["grid_used_up"] = used
         return o
 
+    def promotion_pending(self, k: int) -> bool:
+        """Whether step ``k`` would promote a screened child (a search whose children are all
+        proposed still runs these steps, so its best children get their full evaluation)."""
+        return self.ladder is not None and self.ladder.promotion(k) is not None
+
     def _seed_step(self, k, rng):
-        from cellsearch.nn.dedup import functional_hash
+        from cellsearch.nn.dedup import functional_hash  # JAX: the seed and child steps hash by function
 
         name = list(self.seed_graphs)[k]
         g = self.seed_graphs[name]
@@ -263,6 +320,14 @@ class Search:
                             status="seed", step=k)
         for t in self.cfg.tasks:
             yield from self._evaluate(h, js, t, self._settings(h, t, self.cfg.init_settings, rng, k), k)
+        if h in self.seed_hashes and self.cfg.filter_carry:  # a parent: its best filter setting is its lineage's
+            grid = [seeded(p, self.cfg.seed) for p in self.cfg.filter_hparams.points()]
+            yield from self._evaluate(h, js, self.cfg.filter_task, grid, k)
+        if self.ladder and h == self.baseline:  # the scale of every rung score
+            for rung in self.ladder.rungs:
+                for t in self.ladder.tasks:
+                    own = best_settings(self.store, h, t, rung.settings)
+                    yield from self._evaluate(h, js, t, own, k, steps=rung.steps[t], stored=rung.task(t))
         add = [h] if h in self.seed_hashes else []
         return Outcome("seed", h, "seeded", {"name": name}, ("seed", None), pool_add=add)
 
@@ -275,7 +340,7 @@ class Search:
         return Outcome("reeval", h, "reevaluated", {"score": score}, (row["status"], score))
 
     def _child_step(self, k, parent_hash, n_mut, rng):
-        from cellsearch.nn.dedup import functional_hash
+        from cellsearch.nn.dedup import functional_hash  # JAX: the seed and child steps hash by function
 
         parent = from_json(self.store.cell(parent_hash)["graph"])
         try:
@@ -298,46 +363,74 @@ class Search:
             return Outcome("child", h, "duplicate", {**me, "layer": "functional", "twin": twin})
         self.store.add_cell(h, js, functional_hash=fh, parent=parent_hash, edits=edits, origin="mutation",
                             status="candidate", step=k)
-
-        def failed(stage: str, msg: str) -> Outcome:
-            return Outcome("child", h, "error", {**me, "stage": stage, "error": msg}, ("error", None))
-
-        # stage 1: memorisation filter (§3.3)
+        # stage 2: memorisation filter (§3.3), the lineage's best filter setting first
         ft = self.cfg.filter_task
-        best, err = yield from self._evaluate(h, js, ft, filter_settings(self.cfg, rng), k, self.cfg.filter_threshold)
-        if err:
-            return failed(ft, err)
+        carry = best_settings(self.store, parent_hash, ft, 1) if self.cfg.filter_carry else []
+        best, failure = yield from self._evaluate(h, js, ft, filter_settings(self.cfg, rng, carry), k,
+                                                  self.cfg.filter_threshold)
+        if failure:
+            return self._failed("child", h, me, ft, failure)
         if best < self.cfg.filter_threshold:
             return Outcome("child", h, "filtered", {**me, "filter": best, **self._rung(h, ft)}, ("filtered", None))
-        # stage 2: the first task must reach hurdle x the baseline's best (§3.2)
+        if self.ladder:
+            return (yield from self._screen("child", k, h, js, parent_hash, 0, me, rng))
+        return (yield from self._full("child", k, h, js, parent_hash, me, rng))
+
+    def _promote_step(self, k, h, rung, rng):
+        row = self.store.cell(h)
+        me = {"parent": row["parent"], "promoted_from": rung - 1}
+        if rung < self.ladder.top:
+            return (yield from self._screen("promote", k, h, row["graph"], row["parent"], rung, me, rng))
+        return (yield from self._full("promote", k, h, row["graph"], row["parent"], me, rng))
+
+    def _failed(self, kind: str, h: str, me: dict, stage: str, failure: tuple[str, str]) -> Outcome:
+        """A child that failed on a stage: ``error`` (every setting crashed) or ``diverged``."""
+        what, msg = failure
+        return Outcome(kind, h, what, {**me, "stage": stage, "error": msg}, (what, None))
+
+    def _screen(self, kind, k, h, js, parent, r, me, rng):
+        """Rung ``r`` of the ladder: the parent's best settings first, at the rung's steps; the
+        child stops ``screened`` with its rung score and its rank among the children there."""
+        rung = self.ladder.rungs[r]
+        for t in self.ladder.tasks:
+            carry = best_settings(self.store, parent, t, self.cfg.carry_over)
+            settings = self._settings(h, t, rung.settings, rng, k, carry, stored=rung.task(t))
+            _, failure = yield from self._evaluate(h, js, t, settings, k, steps=rung.steps[t], stored=rung.task(t))
+            if failure:
+                return self._failed(kind, h, me, rung.task(t), failure)
+        score = self.ladder.score(h, r)
+        rank, n = self.ladder.rank(score, r, k)
+        return Outcome(kind, h, "screened", {**me, "rung": r, "rung_score": score, "rank": rank, "of": n},
+                       ("screened", None))
+
+    def _full(self, kind, k, h, js, parent, me, rng):
+        """The full evaluation: the hurdle on the first task, then every other task, the score and
+        the pool (stages 4 and 5 of the module docstring)."""
         first, rest = self.cfg.tasks[0], self.cfg.tasks[1:]
-        carry = self._best_settings(parent_hash, first, self.cfg.carry_over)
-        base = self.baseline_bar(first, self.cfg.settings_per_task)
-        best, err = yield from self._evaluate(h, js, first, self._settings(h, first, self.cfg.settings_per_task, rng,
-                                                                          k, carry), k, self.cfg.hurdle * base)
-        if err:
-            return failed(first, err)
-        if best < self.cfg.hurdle * base:
-            return Outcome("child", h, "hurdle", {**me, "first": best, "baseline": base, **self._rung(h, first)},
+        n = self.cfg.settings_per_task
+        bar = self.bar(first, parent)
+        carry = best_settings(self.store, parent, first, self.cfg.carry_over)
+        best, failure = yield from self._evaluate(h, js, first, self._settings(h, first, n, rng, k, carry), k, bar)
+        if failure:
+            return self._failed(kind, h, me, first, failure)
+        if best < bar:
+            return Outcome(kind, h, "hurdle", {**me, "first": best, "bar": bar, **self._rung(h, first)},
                            ("hurdle", None))
-        # stage 3: every other task, then the score. A task's bar is the pool's floor (the hurdle
-        # times the baseline's best over as many settings): below it on any task, the child's
-        # score is below the floor, so its rungs may stop settings that cannot reach it.
+        # every other task, then the score. A task's bar is the pool's floor: below it on any task,
+        # the child's score is below the floor, so its rungs may stop settings that cannot reach it.
         stopped = {}
         for t in rest:
-            carry = self._best_settings(parent_hash, t, self.cfg.carry_over)
-            bar = self.cfg.hurdle * self.baseline_bar(t, self.cfg.settings_per_task)
-            _, err = yield from self._evaluate(h, js, t, self._settings(h, t, self.cfg.settings_per_task, rng, k,
-                                                                         carry), k, bar)
-            if err:
-                return failed(t, err)
+            carry = best_settings(self.store, parent, t, self.cfg.carry_over)
+            _, failure = yield from self._evaluate(h, js, t, self._settings(h, t, n, rng, k, carry), k,
+                                                   self.bar(t, parent))
+            if failure:
+                return self._failed(kind, h, me, t, failure)
             stopped = stopped or self._rung(h, t)
         score = self.score(h)
         if score is None:  # cannot happen once the baseline is checked; never store a made-up score
-            return failed("score", "no score relative to the baseline")
+            return self._failed(kind, h, me, "score", ("error", "no score relative to the baseline"))
         me = {**me, **stopped}
         if self.defer_admit:
-            return Outcome("child", h, "scored", {**me, "score": score}, ("scored", score))
-        add, remove = self.admit(h, score)
-        return Outcome("child", h, "scored", {**me, "score": score, "pooled": bool(add)},
-                       ("scored", score), add, remove)
+            return Outcome(kind, h, "scored", {**me, "score": score}, ("scored", score))
+        add, remove = self.admit(h, score, parent)
+        return Outcome(kind, h, "scored", {**me, "score": score, "pooled": bool(add)}, ("scored", score), add, remove)

@@ -392,12 +392,17 @@ class Store:
         """How many rounds of a population search have their pool changes applied."""
         return int(self.meta("rounds_committed") or 0)
 
+    def steps_of(self, cell_hash: str) -> list[dict]:
+        """The finished steps that evaluated the cell, in order (the one that proposed it first, then
+        re-evaluations and promotions): step, kind, outcome and detail."""
+        rows = self.conn.execute("SELECT step, kind, outcome, detail FROM steps WHERE cell_hash=? ORDER BY step",
+                                 (cell_hash,)).fetchall()
+        return [{"step": r[0], "kind": r[1], "outcome": r[2], "detail": json.loads(r[3])} for r in rows]
+
     def step_of(self, cell_hash: str) -> dict | None:
         """The step that proposed the cell (its outcome and detail), if it finished."""
-        row = self.conn.execute("SELECT step, kind, outcome, detail FROM steps WHERE cell_hash=? ORDER BY step LIMIT 1",
-                                (cell_hash,)).fetchone()
-        return None if row is None else {"step": row[0], "kind": row[1], "outcome": row[2],
-                                         "detail": json.loads(row[3])}
+        steps = self.steps_of(cell_hash)
+        return steps[0] if steps else None
 
     def pool(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT cell_hash FROM pool ORDER BY added_step, cell_hash")]
@@ -409,6 +414,14 @@ class Store:
             for why, n in json.loads(detail).get("probe_rejected", {}).items():
                 out[why] = out.get(why, 0) + n
         return out
+
+    def child_fates(self) -> dict[str, int]:
+        """Children by their last fate (``scored``, ``filtered``, ``screened``, ``hurdle``,
+        ``diverged``, ``error``): the status of every cell a child step evaluated."""
+        rows = self.conn.execute("SELECT status, COUNT(*) FROM cells WHERE origin='mutation' AND hash IN (SELECT "
+                                 "cell_hash FROM steps WHERE kind='child' AND outcome NOT IN ('duplicate', "
+                                 "'mutation_failed')) GROUP BY status").fetchall()
+        return {r[0]: r[1] for r in rows}
 
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT kind, outcome, COUNT(*) FROM steps GROUP BY kind, outcome").fetchall()

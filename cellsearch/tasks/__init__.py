@@ -27,19 +27,20 @@ from cellsearch.tasks.xml import XML
 
 
 class TaskInfo(NamedTuple):
-    """One task's facts: how to build it, its default recurrent parameter budget, and the
-    data folder it reads under ``--data-dir`` (``None`` for the synthetic tasks)."""
+    """One task's facts: how to build it, its default recurrent parameter budget (and ``--quick``'s),
+    and the data folder it reads under ``--data-dir`` (``None`` for the synthetic tasks)."""
 
     factory: Callable[..., Task]
     budget: int
     data: str | None = None
+    quick_budget: int = 10_000
 
 
 TASKS: dict[str, TaskInfo] = {
     "memorize": TaskInfo(Memorize, 20_000),
     "arithmetic": TaskInfo(Arithmetic, 20_000),
     "xml": TaskInfo(XML, 20_000),
-    "ptb": TaskInfo(PTB, 100_000, "ptb"),
+    "ptb": TaskInfo(PTB, 100_000, "ptb", 50_000),
     "nottingham": TaskInfo(lambda **kw: Music("nottingham", **kw), 20_000, "music"),
     "pianomidi": TaskInfo(lambda **kw: Music("pianomidi", **kw), 20_000, "music"),
 }

@@ -151,9 +151,10 @@ def test_the_cascade_stops_children_at_a_rung_and_resumes_exactly(tmp_path, monk
 
 
 def test_later_tasks_train_in_rungs_against_the_pools_floor(tmp_path, monkeypatch):
-    """Stage 3's bar is the pool's floor on each task (the hurdle times the baseline's bar
-    there): jobs carry it, and a child whose every setting on a later task stopped at a rung is
-    scored with ``stopped_at`` and ``stopped_task``, and ``show`` says where it stopped."""
+    """Stage 3's bar is the pool's floor on each task (under the paper's bars, the hurdle times the
+    baseline's bar there): jobs carry it, and a child whose every setting on a later task stopped at
+    a rung is scored with ``stopped_at`` and ``stopped_task``, and ``show`` says where it stopped."""
+    import cellsearch.search.steps as steps
     from cellsearch.cli.inspect import describe
     from cellsearch.config import TrainConfig
     from cellsearch.search.steps import Search as StepSearch
@@ -162,14 +163,14 @@ def test_later_tasks_train_in_rungs_against_the_pools_floor(tmp_path, monkeypatc
     monkeypatch.setattr(StepSearch, "baseline_bar",
                         lambda self, task, n: 1e6 if task == "xml" else real_bar(self, task, n))
     bars = []
-    real_job = StepSearch._job
+    real_job = steps.make_job
 
-    def job(self, cell_hash, graph_json, task, settings, step, bar=0.0):
-        bars.append((step, task, bar))
-        return real_job(self, cell_hash, graph_json, task, settings, step, bar)
+    def job(cfg, cell_hash, graph_json, task, settings, train, step, store_as=None):
+        bars.append((step, task, train.bar))
+        return real_job(cfg, cell_hash, graph_json, task, settings, train, step, store_as)
 
-    monkeypatch.setattr(StepSearch, "_job", job)
-    cfg = tiny_config(candidates=2, reeval_prob=0.0, hurdle=0.5,
+    monkeypatch.setattr(steps, "make_job", job)
+    cfg = tiny_config(candidates=2, reeval_prob=0.0, hurdle=0.5, bars="baseline",
                       train=TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3, rungs=((0.5, 1.0),)))
     db = str(tmp_path / "r.db")
     run_search(cfg, db)

@@ -61,3 +61,29 @@ def test_bad_inputs_are_named(tmp_path):
     (tmp_path / "broken.py").write_text("SEEDS = {}\n")
     with pytest.raises(ConfigError, match="lacks a setting"):
         check_inputs(with_settings(_config(tmp_path), [f"space={tmp_path / 'broken.py'}"]))
+
+
+def test_a_store_reads_alone_once_its_space_file_is_gone(tmp_path, capsys):
+    """top, show, export, report and confirm work from what the store holds; only a resume needs
+    the space file (and says which file is missing)."""
+    import os
+
+    from cellsearch.cli.main import main
+    from cellsearch.search.driver import run_search
+    from tests.search_helpers import tiny_config
+
+    space = tmp_path / "my_space.py"
+    space.write_text(SPACE)
+    db = str(tmp_path / "s.db")
+    cfg = tiny_config(space=str(space), candidates=3, pool_seeds=("Gated", "GRU"))
+    run_search(cfg, db)
+    os.remove(space)
+    for argv in (["top", "--db", db], ["top", "--all", "--db", db], ["show", "1", "--db", db],
+                 ["export", "1", "--db", db, "-o", str(tmp_path / "c.json")],
+                 ["report", "--db", db, "-o", str(tmp_path / "r.html")],
+                 ["confirm", "--db", db, "-k", "1", "--seeds", "2"]):
+        assert main(argv) == 0, argv
+    out = capsys.readouterr()
+    assert "confirmed" in out.out and "Traceback" not in out.err
+    with pytest.raises(ConfigError, match="does not exist"):
+        run_search(cfg, db)
