@@ -164,6 +164,8 @@ def search_config(args):
         changes["pool_size"] = args.pool_size
     if args.population:
         changes["population"] = args.population
+        if args.population > 1:  # rounds train children together: no ladder (a --set screen=... still counts)
+            changes["screen"] = ()
     schedule = {k: v for k, v in (("steps", args.steps), ("schedule", args.schedule),
                                   ("steps_per_epoch", args.steps_per_epoch)) if v is not None}
     dtype = resolve_dtype(args.dtype)
@@ -190,22 +192,6 @@ def resolve_dtype(choice: str) -> str:
     from cellsearch.nn.train import default_dtype  # asks JAX which device it has
 
     return default_dtype()
-
-
-def budget_note(cfg) -> str | None:
-    """A note for a search that keeps the default preset's task training unchanged: at its
-    1,000 steps per setting no seed cell has started to learn the paper's arithmetic or XML
-    (``benchmarks/README.md``, the default preset's seed check), so children would be ranked by noise.
-    Only those two tasks were measured: a search without them (PTB or music alone) gets no note."""
-
-    if cfg.train != SearchConfig().train or cfg.task_options:
-        return None
-    if not {"arithmetic", "xml"} & set(cfg.tasks):
-        return None
-    return (f"note: at the default preset's {cfg.train.steps:,} steps per setting the seed cells have not started to "
-            "learn the paper's arithmetic and XML (the tanh RNN scores level with the GRU; benchmarks/README.md), "
-            "so this search ranks children by noise: on a CPU use --quick, on an accelerator raise --steps (at "
-            "--steps 10000 the tanh RNN is 0.60 of the GRU on arithmetic and the LSTM 0.67, measured) or use --schedule paper")
 
 
 def _space_setting(space: str) -> dict:
@@ -257,8 +243,6 @@ def search(args) -> int:
         if kind == "start":
             state["tid"] = bar.add_task("search", total=info["target"], completed=info["children"], info="starting")
             state["start"] = info["children"]
-            if note := budget_note(cfg):
-                console.print(note)
             if info["resumed_steps"]:
                 console.print(f"resuming: {info['resumed_steps']} steps and {info['children']} children already in "
                               f"{args.db}")

@@ -81,7 +81,7 @@ class SearchConfig:
     reeval_prob: float = 0.5  # [I] re-evaluate vs mutate (the paper's split is unknown)
     carry_over: int = 2  # §3.2 [S1]: the parent's best settings tried on the child
     # departure (§3.5 is "paper": each computation node edited with p ~ U[0, mutation_rate]): one edit
-    # per child (EXAMM's default; cellsearch.evolve.mutate.EditCount; benchmarks/README.md, "Children")
+    # per child (EXAMM's default; cellsearch.evolve.mutate.EditCount; benchmarks/README.md, "Children that live")
     edits: str = "1"
     mutation_rate: float = 1.0  # with edits="paper": per-node edit probability p ~ U[0, mutation_rate]
     probe: bool = True  # resample children that fail the liveness probe (cellsearch.cell.probe) before training
@@ -101,7 +101,7 @@ class SearchConfig:
     # cheap-first screening across children (ASHA): rungs below the full evaluation, each (share of a
     # task's steps, settings per task, the parent's best first); the best 1/eta of the children at a
     # rung, ranked against each other, earn the next; () is off (cellsearch.search.ladder)
-    screen: tuple[tuple[float, int], ...] = ()
+    screen: tuple[tuple[float, int], ...] = ((0.05, 2), (0.2, 5))
     screen_tasks: int = 0  # the tasks a rung trains: the first k of `tasks` (0: all)
     eta: int = 3
     aging_population: int = 20
@@ -113,7 +113,9 @@ class SearchConfig:
     hparams: HParamSpace = HParamSpace()
     filter_hparams: HParamSpace = FILTER_HPARAMS
     budgets: dict[str, tuple[int, ...]] = field(default_factory=default_budgets)
-    train: TrainConfig = TrainConfig(steps=1000, batch_size=20, members=4)
+    # the default preset's final rung: 10,000 steps per setting, at which the paper's arithmetic starts to
+    # rank cells (benchmarks/README.md, "The default preset"); its screen rungs keep a child affordable
+    train: TrainConfig = TrainConfig(steps=10_000, batch_size=20, members=4, eval_every=500)
     filter_train: TrainConfig = TrainConfig(steps=4000, batch_size=32, chunk=250, eval_every=1000, members=2,
                                             rungs=FILTER_RUNGS)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)

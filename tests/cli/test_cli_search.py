@@ -243,20 +243,3 @@ def test_export_tables_as_csv_and_parquet(tiny_store, capsys, tmp_path):
     assert cells["score"].notna().any() and (cells["status"] == "seed").any()
     assert main(["export", "--db", db, "--table", "cells", "-o", str(tmp_path / "no" / "x.csv")]) == 2
     assert "cannot write" in capsys.readouterr().err
-
-
-def test_the_default_budget_is_flagged_and_quick_is_not():
-    """The default preset's task training does not separate the seeds (benchmarks/README.md): a
-    search of arithmetic or XML that keeps it says so; --quick, a search with its own --steps and
-    one of PTB alone (not measured at that budget) do not."""
-    from dataclasses import replace
-
-    from cellsearch.cli.commands import budget_note
-    from cellsearch.search.config import SearchConfig, quick_config
-
-    note = budget_note(SearchConfig(seed=3, tasks=("arithmetic",)))
-    assert note and "--quick" in note and "1,000 steps" in note
-    assert budget_note(quick_config()) is None
-    assert budget_note(replace(SearchConfig(), train=replace(SearchConfig().train, steps=20_000))) is None
-    assert budget_note(SearchConfig(tasks=("ptb",))) is None
-    assert budget_note(SearchConfig(tasks=("ptb", "xml"))) is not None
