@@ -139,8 +139,6 @@ def mutate(args) -> int:
 
 def search_config(args):
     """The :class:`~cellsearch.search.config.SearchConfig` of ``cellsearch search``'s arguments."""
-
-
     base = quick_config() if args.quick else SearchConfig()
     changes = {}
     if args.space:
@@ -159,7 +157,9 @@ def search_config(args):
     elif args.candidates is not None:
         changes["candidates"] = args.candidates
     if args.settings_per_task:
-        changes["settings_per_task"] = args.settings_per_task
+        changes["settings_per_task"] = n = args.settings_per_task
+        # a rung cannot train more settings than a full evaluation has: fewer settings shrink the rungs too
+        changes["screen"] = tuple((share, min(k, n)) for share, k in base.screen)
     if args.pool_size:
         changes["pool_size"] = args.pool_size
     if args.population:
