@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmark scripts: device description, JSON lines, timing."""
+"""Shared helpers for the benchmark scripts: device description, JSON lines, timing, rank agreement."""
 
 from __future__ import annotations
 
@@ -97,3 +97,26 @@ def quick_seed_best(cell: str, name: str, task, seed: int, steps: int = 0, *, pr
     if steps:
         train = replace(train, steps=steps)
     return max(r.score for r in train_and_evaluate(find_seed(cell), task, settings_, train))
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation (ties share their mean rank); NaN if either side is constant."""
+    import numpy as np
+
+    def ranks(v):
+        _, inv, counts = np.unique(np.asarray(v, float), return_inverse=True, return_counts=True)
+        return (np.cumsum(counts) - (counts + 1) / 2.0)[inv]  # each group's mean rank, from 0
+
+    rx, ry = ranks(x), ranks(y)
+    return float(np.corrcoef(rx, ry)[0, 1]) if rx.std() and ry.std() else float("nan")
+
+
+def spearman_interval(x, y, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A bootstrap 95 % interval of :func:`spearman` (pairs resampled with replacement)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(x), np.asarray(y)
+    vals = [spearman(x[i], y[i]) for i in (rng.integers(0, len(x), len(x)) for _ in range(n))]
+    lo, hi = np.nanpercentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)

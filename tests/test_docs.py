@@ -40,3 +40,19 @@ def workdir(tmp_path_factory):
 def test_snippet_runs_as_written(page, i, code, workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     exec(compile(code, f"{page.name} snippet {i}", "exec"), {"__name__": f"snippet_{i}"})
+
+
+CITED = re.compile(r"benchmarks/README\.md`*\)?,?\s*\(?[\"“]([^\"”]+)[\"”]")
+
+
+def test_every_cited_benchmark_heading_exists():
+    """Code and docs cite measured numbers by a heading of ``benchmarks/README.md``: each cited
+    heading is there (a renamed or dropped section would leave a claim without its figures)."""
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    headings = [h.replace("`", "") for h in re.findall(r"^#+ (.*)$", readme, re.M)]
+    sources = [*ROOT.glob("cellsearch/**/*.py"), *ROOT.glob("docs/*.md"), ROOT / "README.md", *ROOT.glob("tests/**/*.py")]
+    cited = {(c.replace("\n", " ").replace("`", ""), p.relative_to(ROOT)) for p in sources
+             for c in CITED.findall(re.sub(r"\s*\n\s*#?\s*", " ", p.read_text()))}
+    assert len({c for c, _ in cited}) >= 10
+    missing = sorted({(c, str(p)) for c, p in cited if not any(h.startswith(c) for h in headings)})
+    assert not missing, missing

@@ -80,9 +80,13 @@ def hidden_size(g: CellGraph, budget: int, layers: int, *, minimum: int = 4) -> 
     return max(minimum, min(cap, int(math.floor(n + 1e-9))))
 
 
-def rename_params(params: Params, names: dict[str, str]) -> Params:
+def rename_params(params: Params, names: dict[str, str], partial: bool = False) -> Params:
     """Cell parameters with their node ids mapped by ``names``, operand ids in ``W_<id>`` too:
-    ``{"n3": {"W_x": ..., "b": ...}}`` -> ``{"lin_f": {"W_x": ..., "b": ...}}``."""
+    ``{"n3": {"W_x": ..., "b": ...}}`` -> ``{"lin_f": {"W_x": ..., "b": ...}}``. With ``partial``,
+    what ``names`` does not name is dropped (another cell's parameters, matched where they can be)."""
+    if partial:
+        params = {n: {k: v for k, v in p.items() if k == "b" or k[2:] in names} for n, p in params.items()
+                  if n in names}
     return {names[n]: {(k if k == "b" else "W_" + names[k[2:]]): v for k, v in p.items()} for n, p in params.items()}
 
 

@@ -53,6 +53,29 @@ def init_model(seed: int, cell, shape: Shape, hidden: int, layers: int, init_sca
     }
 
 
+def inherit(fresh: dict, parent: dict) -> tuple[dict, float]:
+    """``fresh`` (an :func:`init_model` tree) with every array whose path and shape ``parent``'s
+    trained tree also has replaced by the parent's (EXAMM's Lamarckian inheritance: a child starts
+    where its parent ended, wherever their graphs match), and the share of ``fresh``'s weights
+    inherited. Paths name graph nodes, so both trees must use the same graph's node names."""
+    taken = total = 0
+
+    def walk(a, b):
+        nonlocal taken, total
+        if isinstance(a, dict):
+            return {k: walk(v, b.get(k) if isinstance(b, dict) else None) for k, v in a.items()}
+        if isinstance(a, list):
+            return [walk(v, b[i] if isinstance(b, list) and i < len(b) else None) for i, v in enumerate(a)]
+        total += a.size
+        if b is not None and np.shape(b) == a.shape:
+            taken += a.size
+            return np.asarray(b, a.dtype)
+        return a
+
+    out = walk(fresh, parent)
+    return out, taken / max(total, 1)
+
+
 def _dropout(key, v, rate: float):
     if rate == 0.0 or key is None:
         return v

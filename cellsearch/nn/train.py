@@ -46,7 +46,7 @@ from cellsearch.config import TrainConfig, paper_schedule
 from cellsearch.errors import ConfigError
 from cellsearch.hparams import HParams
 from cellsearch.nn.compile import CompiledCell, compile_cell
-from cellsearch.nn.model import init_model, loss_fn, metric_sums, sgd
+from cellsearch.nn.model import inherit, init_model, loss_fn, metric_sums, sgd
 from cellsearch.tasks.base import Batch, Task, TaskSpec, stack
 
 
@@ -246,9 +246,11 @@ def _schedule_epoch(m: _Member, metrics: dict[str, float], cfg: TrainConfig) -> 
 
 
 def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: TrainConfig,
-                 on_steps: Callable[[int], None] | None) -> tuple[list[EvalResult], Any]:
+                 on_steps: Callable[[int], None] | None, starts: Sequence[dict | None] = ()
+                 ) -> tuple[list[EvalResult], Any, list[float]]:
     """One program for ``group`` (settings of one shape); with ``cfg.members`` it is padded
-    with idle copies of the first setting to exactly that many members."""
+    with idle copies of the first setting to exactly that many members. ``starts[i]``, where
+    given, is a trained tree (the canonical cell's names) member ``i`` inherits from."""
     spec = task.spec
     key = (cell.hash, spec, hidden, group[0].layers, cfg.unroll, cfg.dtype)
     progs = cached_programs(key, lambda: _make_programs(cell, spec, hidden, group[0].layers, cfg.unroll,
@@ -258,9 +260,13 @@ def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: T
     group = list(group) + [group[0]] * max(0, cfg.members - real)
     # host-side init (NumPy, no compilation), stacked along the settings axis
     each = [init_model(h.seed, cell, spec, hidden, h.layers, h.init_scale) for h in group]
+    shares = [0.0] * len(group)
+    for i, start in enumerate(starts):
+        if start is not None:
+            each[i], shares[i] = inherit(each[i], start)
     params = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *each)
     results, params = run_members(key, progs, params, (), group, task, cfg, on_steps, real=real, t0=t0)
-    return results, jax.tree.map(lambda a: a[:real], params)
+    return results, jax.tree.map(lambda a: a[:real], params), shares[:real]
 
 
 def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[HParams], task: Task,
@@ -335,6 +341,7 @@ def train_and_evaluate(
     *,
     on_steps: Callable[[int], None] | None = None,
     keep_params: bool = False,
+    inherit_from: Sequence[dict | None] | None = None,
 ) -> list[EvalResult]:
     """Trains ``graph`` on ``task`` under every setting and evaluates it on validation.
 
@@ -348,6 +355,10 @@ def train_and_evaluate(
       on_steps: called with the number of (setting x step) units done after each chunk.
       keep_params: also return each setting's final parameters (``EvalResult.params``: the
         model's ``{"embed", "layers": [cell params in the graph's node names], "out"}``).
+      inherit_from: per setting, ``None`` or such a tree of another cell (the parent's, in the
+        parent's node names, which a child's unchanged nodes keep): the setting starts from it
+        wherever a parameter's name and shape match, from its own initialisation elsewhere;
+        ``metrics["inherited"]`` is the share of weights it took.
 
     Returns:
       One :class:`EvalResult` per setting, in order.
@@ -367,10 +378,17 @@ def train_and_evaluate(
     results: list[EvalResult | None] = [None] * len(settings)
     width = config.members or len(settings)
     chunks = [(n, idx[j:j + width]) for (_, n), idx in groups.items() for j in range(0, len(idx), width)]
+    if inherit_from is not None and len(inherit_from) != len(settings):
+        raise ConfigError(f"inherit_from has {len(inherit_from)} trees for {len(settings)} settings")
+    to_canon = canon.node_map
+    starts = [None if t is None else {**t, "layers": [rename_params(p, to_canon, partial=True) for p in t["layers"]]}
+              for t in (inherit_from or [None] * len(settings))]
     for n, idx in chunks:
-        group, params = _train_group(cell, task, [settings[i] for i in idx], n, config, on_steps)
+        group, params, shares = _train_group(cell, task, [settings[i] for i in idx], n, config, on_steps,
+                                             [starts[i] for i in idx])
         for j, (i, r) in enumerate(zip(idx, group, strict=True)):
-            r = r._replace(metrics={**r.metrics, "hidden": n})
+            r = r._replace(metrics={**r.metrics, "hidden": n, **({"inherited": round(shares[j], 4)}
+                                                                 if starts[i] is not None else {})})
             if keep_params:  # member j's parameters, renamed from the canonical cell's to the graph's
                 mine = jax.tree.map(lambda a, j=j: np.asarray(a[j]), params)
                 r = r._replace(params={**mine, "layers": [rename_params(p, back) for p in mine["layers"]]})

@@ -33,7 +33,7 @@ DEFAULT_DB = "cellsearch.db"  # the store's default path, for every verb
 PAPER_TASKS = ("arithmetic", "xml", "ptb")  # §3.2 [I]: the paper's order; the first is the hurdle
 BARS = ("lineage", "baseline")
 # what a search stored before a setting existed ran as: a resumed old store keeps its behaviour
-LEGACY = {"bars": "baseline", "screen": (), "admit_margin": 0.0, "filter_carry": False}
+LEGACY = {"bars": "baseline", "screen": (), "admit_margin": 0.0, "filter_carry": False, "reeval_max": 0}
 
 
 def default_budgets() -> dict[str, tuple[int, ...]]:
@@ -79,6 +79,11 @@ class SearchConfig:
     settings_per_task: int = 20  # §3.2: 20 random settings per task
     init_settings: int = 20  # settings for the pool seeds and the baseline at the start
     reeval_prob: float = 0.5  # [I] re-evaluate vs mutate (the paper's split is unknown)
+    # departure: a cell is re-evaluated at most this often (0: no limit); past it, the step proposes a
+    # child of it instead. A small pool (a search from one seed) otherwise spends most of its time
+    # re-training the same two cells, and a cell's best over ever more settings only creeps up
+    # (benchmarks/README.md, "Rediscovery")
+    reeval_max: int = 2
     carry_over: int = 2  # §3.2 [S1]: the parent's best settings tried on the child
     # departure (§3.5 is "paper": each computation node edited with p ~ U[0, mutation_rate]): one edit
     # per child (EXAMM's default; cellsearch.evolve.mutate.EditCount; benchmarks/README.md, "Children that live")
@@ -140,6 +145,7 @@ class SearchConfig:
             raise ConfigError(f"hours must be > 0, got {self.hours}")
         require(self, ("pool_size", "settings_per_task", "init_settings", "filter_settings", "population"),
                  lambda v: v >= 1, ">= 1")
+        require(self, ("reeval_max",), lambda v: v >= 0, ">= 0 (0: no limit)")
         try:
             EditCount.parse(self.edits)
         except ValueError as e:

@@ -80,15 +80,29 @@ def score(store: Store, cell_hash: str, config: SearchConfig | None = None) -> f
     return Scores(store, config).score(cell_hash)
 
 
-def leaderboard(store: Store, config: SearchConfig | None = None, k: int = 10) -> list[dict]:
-    """The ``k`` best cells that have a score on every task, best first."""
+def reference_only(sc: Scores) -> str | None:
+    """The baseline's hash when it is not one of the starting pool's seeds (a search from the tanh
+    RNN: the GRU is then the scale scores are read on, not one of the search's cells), else ``None``."""
+    names = sc.config.pool_seeds
+    if not names:
+        try:
+            names = load_space(sc.config.space).pool_seeds
+        except CellSearchError:  # a space file since moved: count the baseline as the search's own
+            return None
+    return None if sc.baseline_name in names else sc.baseline
+
+
+def leaderboard(store: Store, config: SearchConfig | None = None, k: int = 10, *, own: bool = False) -> list[dict]:
+    """The ``k`` best cells that have a score on every task, best first; with ``own``, only the
+    search's own cells (its children and starting seeds: not a baseline kept as the reference)."""
     sc = Scores(store, config)
     pool = set(store.pool())
     n_eval = store.evaluation_counts()
+    skip = reference_only(sc) if own else None
     rows = []
     for r in store.cells("status IN ('scored', 'seed')"):
         s = sc.score(r["hash"])
-        if s is None:
+        if s is None or r["hash"] == skip:
             continue
         rows.append({"id": r["id"], "hash": r["hash"], "score": s, "origin": r["origin"],
                      "tasks": {t: sc.best.get((r["hash"], t)) for t in sc.config.tasks},
@@ -99,11 +113,9 @@ def leaderboard(store: Store, config: SearchConfig | None = None, k: int = 10) -
 
 
 def best_score(store: Store, config: SearchConfig | None = None) -> float | None:
-    """The best score of any seed or scored cell so far (``None`` before any)."""
-    sc = Scores(store, config)
-    scores = [sc.score(r["hash"]) for r in store.cells("status IN ('scored', 'seed')")]
-    scores = [s for s in scores if s is not None]
-    return max(scores) if scores else None
+    """The best score of the search's own cells so far, seeds or scored children (``None`` before any)."""
+    board = leaderboard(store, config, 1, own=True)
+    return board[0]["score"] if board else None
 
 
 @dataclass
@@ -134,7 +146,7 @@ def summarize(store: Store, config: SearchConfig, wall: float = 0.0, stopped: st
               ) -> SearchSummary:
     """Counts of a search's outcomes and its five best cells."""
     fates = store.child_fates()
-    board = leaderboard(store, config, 5)
+    board = leaderboard(store, config, 5, own=True)
     best = [(d["hash"], d["score"]) for d in board]
     return SearchSummary(
         steps=len(store.finished_steps()), children=store.children_done(), scored=fates.get("scored", 0),

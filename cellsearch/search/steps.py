@@ -296,6 +296,9 @@ class Search:
                 self.ladder.busy.discard(promotion)
         else:
             proposal = self.strategy.propose(self.view, rng)
+            if proposal[0] == "reeval" and self.cfg.reeval_max and \
+                    self.store.reevaluations(proposal[1], before=k) >= self.cfg.reeval_max:
+                proposal = ("child", proposal[1], 1)  # re-evaluated enough: a child of it instead
             if proposal[0] == "reeval":
                 o = yield from self._reeval_step(k, proposal[1], rng)
             else:

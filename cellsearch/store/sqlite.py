@@ -399,6 +399,11 @@ class Store:
                                  (cell_hash,)).fetchall()
         return [{"step": r[0], "kind": r[1], "outcome": r[2], "detail": json.loads(r[3])} for r in rows]
 
+    def reevaluations(self, cell_hash: str, before: int) -> int:
+        """How many finished steps before step ``before`` re-evaluated the cell."""
+        return self.conn.execute("SELECT COUNT(*) FROM steps WHERE kind='reeval' AND cell_hash=? AND step < ?",
+                                 (cell_hash, before)).fetchone()[0]
+
     def step_of(self, cell_hash: str) -> dict | None:
         """The step that proposed the cell (its outcome and detail), if it finished."""
         steps = self.steps_of(cell_hash)

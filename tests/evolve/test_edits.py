@@ -10,7 +10,7 @@ from cellsearch.cell.graph import is_valid, op_of, operands
 from cellsearch.cell.probe import liveness
 from cellsearch.cell.render import to_equations
 from cellsearch.errors import ConfigError
-from cellsearch.evolve.edits import MUTATIONS, PAPER_MUTATIONS, add_gate, add_linear
+from cellsearch.evolve.edits import GATE_BIAS, MUTATIONS, PAPER_MUTATIONS, add_gate, add_linear
 from cellsearch.evolve.mutate import mutate
 from cellsearch.evolve.spaces import find_seed, load_space
 
@@ -24,6 +24,7 @@ def test_add_gate_puts_a_learned_sigmoid_gate_on_an_operand():
     assert op_of(g, prod) == "mul" and u == "lin_h" and op_of(g, gate) == "sigmoid"
     (lin,) = operands(g, gate)
     assert op_of(g, lin) == "linear" and operands(g, lin) == ["x", "h_prev"]  # a gate over [x, h]
+    assert g.nodes[lin]["bias_init"] == GATE_BIAS > 1  # it starts open: the child starts near its parent
     assert to_equations(g) == ["h' = tanh((W_xh x + W_hh h + b_h) * sigm(W_xn0 x + W_hn0 h + b_n0))"]
     assert len(tanh) == 5  # the parent is untouched
 

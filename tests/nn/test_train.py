@@ -246,3 +246,38 @@ def test_bfloat16_trains_the_lstm_as_float32_does():
     for f32, bf16 in zip(runs["float32"], runs["bfloat16"], strict=True):
         a, b = f32.metrics["nll"], bf16.metrics["nll"]
         assert bf16.status == "ok" and a < start - 0.5 and abs(b - a) / a < 0.02 and a != b
+
+
+def test_a_child_inherits_its_parents_trained_weights_where_they_match():
+    """Inheritance (EXAMM's): the parent's own graph takes every weight and, not trained further,
+    scores what the parent scored; weights are matched by node and operand name; a cell of
+    another hidden size takes only what still fits."""
+    from dataclasses import replace
+
+    from cellsearch.cell.graph import from_json, to_json
+
+    task = make_task("arithmetic", max_digits=1, eval_batches=1, eval_batch_size=16)
+    h = HParams(layers=1, param_budget=1500, learning_rate=1.0, init_scale=1.0, max_grad_norm=5.0)
+    cfg = TrainConfig(steps=60, batch_size=8, chunk=30, eval_every=60)
+    gru = find_seed("GRU")
+    [parent] = train_and_evaluate(gru, task, [h], cfg, keep_params=True)
+    still = replace(cfg, steps=1, eval_every=1)
+    [same] = train_and_evaluate(gru, task, [replace(h, learning_rate=0.0)], still, inherit_from=[parent.params])
+    [fresh] = train_and_evaluate(gru, task, [replace(h, learning_rate=0.0)], still)
+    assert same.metrics["inherited"] == 1.0 and same.score == parent.score != fresh.score
+    assert "inherited" not in fresh.metrics
+
+    # matched by node name: a gate without weights renamed changes nothing; a renamed linear
+    # node is another node, whose weights start afresh while the others are inherited
+    js = to_json(gru)
+    [again] = train_and_evaluate(from_json(js.replace('"z"', '"zz"')), task, [replace(h, learning_rate=0.0)], still,
+                                 inherit_from=[parent.params])
+    assert again.metrics["inherited"] == 1.0 and again.score == parent.score
+    [part] = train_and_evaluate(from_json(js.replace('"lin_z"', '"lin_new"')), task, [h], still,
+                                inherit_from=[parent.params])
+    assert 0.5 < part.metrics["inherited"] < 1.0
+
+    [lstm] = train_and_evaluate(find_seed("LSTM"), task, [h], still, inherit_from=[parent.params])
+    assert lstm.metrics["inherited"] < 0.5  # another hidden size: nothing of the cell's matrices fits
+    with pytest.raises(ConfigError, match="inherit_from"):
+        train_and_evaluate(gru, task, [h, h], cfg, inherit_from=[parent.params])

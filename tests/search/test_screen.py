@@ -48,6 +48,20 @@ def test_a_child_below_the_gru_but_above_its_parent_enters_the_pool(tmp_path, ba
             assert bars == "lineage" and status == "scored" and h not in pool
 
 
+def test_from_the_tanh_rnn_alone_the_best_is_the_searchs_own_cell_not_the_baseline(tmp_path):
+    """The GRU, trained only as the scale of every score, is in ``top`` as the reference but is not
+    what the search found: the summary's best (and the progress line's) is the best of its own
+    cells, here a child of the tanh RNN above its parent."""
+    from cellsearch.search.results import leaderboard
+
+    db = str(tmp_path / "s.db")
+    s = run_search(cfg(candidates=3, reeval_prob=0.0, pool_seeds=("Tanh",)), db, executor=Scripted(flat(0.36)))
+    assert s.best[0][0] not in (GRU, TANH) and s.best[0][1] == pytest.approx(0.72) and s.best_origin == "mutation"
+    assert GRU not in [h for h, _ in s.best]
+    with Store(db, write=False) as st:
+        assert leaderboard(st)[0]["hash"] == GRU  # `top` still shows the scale
+
+
 def test_a_child_that_only_ties_its_parent_stays_out():
     """Beating the parent means beyond the seed noise (``admit_margin``)."""
     import tempfile
@@ -142,3 +156,18 @@ def test_the_staged_search_still_stops_children_where_it_should_with_a_ladder(tm
             fate = unit(r["hash"])
             want = "filtered" if fate < 1 / 3 else "hurdle" if fate < 2 / 3 else "scored"
             assert r["status"] == want, r["hash"]
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_a_cell_is_re_evaluated_at_most_reeval_max_times(tmp_path, limit):
+    """Even when every proposal is a re-evaluation, no cell is re-evaluated more than
+    ``reeval_max`` times: past it the step proposes a child of it, so the search goes on."""
+    from collections import Counter
+
+    db = str(tmp_path / "s.db")
+    s = run_search(cfg(candidates=3, reeval_prob=1.0, reeval_max=limit, pool_seeds=("Tanh",)), db,
+                   executor=Scripted(flat(0.36)))
+    assert s.children == 3
+    with Store(db, write=False) as st:
+        reevals = Counter(r["cell_hash"] for r in st.steps_rows() if r["kind"] == "reeval")
+    assert reevals and max(reevals.values()) == limit
