@@ -28,6 +28,7 @@ from cellsearch.evolve.mutate import EditCount
 from cellsearch.evolve.mutate import mutate as mutate_cell
 from cellsearch.evolve.spaces import find_seed, load_space, resolve_cell, space_digest
 from cellsearch.search.config import DEFAULT_DB, SearchConfig, quick_config
+from cellsearch.search.confirm import confirmed
 from cellsearch.search.driver import run_search
 from cellsearch.search.executors import deterministic
 from cellsearch.search.results import load_cell, stored_config, summarize
@@ -306,7 +307,22 @@ def search(args) -> int:
                 else "a child found by the search, " + ("above" if score > 1 else "below") + " the baseline")
         print(f"best cell {h} with score {score:.4f} ({what}); see `cellsearch top --db {args.db}` and "
               f"`cellsearch show {h} --db {args.db}`")
+        print(confirmation_line(args.db, h))
     return 0
+
+
+def confirmation_line(db: str, cell: str) -> str:
+    """Whether a search's best cell is confirmed: its verdict from fresh paired seeds, or how to get one
+    (a search-time score is a best over settings and seeds, and the top of a leaderboard is usually lucky)."""
+    with Store(db, write=False) as store:
+        c = confirmed(store).get(cell)
+    if c is None:
+        return (f"not confirmed yet: a search-time score is the best of a few settings on the search's seeds; "
+                f"`cellsearch confirm -k 1 --db {db}` re-trains it and the baseline on 5 fresh paired seeds")
+    per = ", ".join(f"{t} {p['mean']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}] {p['verdict']}" for t, p in c["tasks"].items())
+    said = {"better": "better than the baseline", "worse": "worse than the baseline", "tie": "a tie with the baseline",
+            "unstable": "unstable (it diverged on some of them)"}[c["verdict"]]
+    return f"confirmed on {c['tasks'][next(iter(c['tasks']))]['pairs']} fresh paired seeds: {said} ({per})"
 
 
 def analyze(args) -> int:

@@ -42,6 +42,7 @@ def tiny_store(tmp_path_factory):
     d = tmp_path_factory.mktemp("search")
     r = cli("search", *TINY, "--candidates", "3", "--db", "s.db", cwd=d)
     assert r.returncode == 0, r.stderr
+    (d / "search.out").write_text(r.stdout)
     return d
 
 
@@ -63,6 +64,29 @@ def test_search_top_show_export(tiny_store, capsys):
 
     GraphCell.from_graph(g, features=8)  # loads into the flax module
     assert main(["show", "ffffffffffff", "--db", db]) == 2
+
+
+def test_the_search_says_whether_its_best_is_confirmed(tiny_store, tmp_path, capsys):
+    """The search's last line says that its best is a search-time score until ``confirm`` has
+    re-trained it on fresh paired seeds, then the verdict (issue 32: a user is told whether the
+    lead is real)."""
+    import shutil
+
+    from cellsearch.cli.commands import confirmation_line
+    from cellsearch.search.results import stored_config, summarize
+    from cellsearch.store.sqlite import Store
+
+    assert "not confirmed yet" in (tiny_store / "search.out").read_text().splitlines()[-1]
+    db = str(tmp_path / "c.db")
+    shutil.copy(tiny_store / "s.db", db)
+    with Store(db, write=False) as st:
+        best = summarize(st, stored_config(st)).best[0][0]
+    assert "not confirmed yet" in confirmation_line(db, best)
+    assert main(["confirm", "-k", "1", "--seeds", "2", "--db", db, "--cells", best]) == 0
+    capsys.readouterr()
+    line = confirmation_line(db, best)
+    assert line.startswith("confirmed on 2 fresh paired seeds: ") and any(
+        v in line for v in ("better than", "worse than", "a tie with", "unstable")), line
 
 
 def test_search_lineage_goes_back_to_a_seed(tiny_store, capsys):
