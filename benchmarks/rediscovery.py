@@ -51,33 +51,32 @@ def searches(args) -> list[dict]:
 
 
 def launch(args, jobs: list[dict]) -> None:
-    """Runs the searches, then their confirmations, two (or ``len(cores)``) at a time."""
+    """Runs the searches, each followed by its confirmation on the same core, two (or
+    ``len(cores)``) at a time: a core never waits for another core's confirmation."""
     cores = args.cores.split(",") if args.cores else [None]
     queue = [j for j in jobs if not os.path.exists(j["db"] + ".done")]
-    running: dict = {}
+    running: dict = {}  # process -> (job, core, phase)
     while queue or running:
         while queue and len(running) < len(cores):
             j = queue.pop(0)
-            core = next(c for c in cores if c not in running.values())
+            core = next(c for c in cores if c not in [v[1] for v in running.values()])
             pool = [] if args.start == "LSTM,GRU" else ["--pool-seeds", args.start]
             cmd = ["search", "--quick", "--space", j["space"], *pool, "--strategy", j["strategy"], "--seed",
                    str(j["seed"]), "--hours", str(args.hours), "--db", j["db"]]
-            p = run(cmd, core, j["log"])
-            running[(p, j["name"])] = core
-            j["proc"] = p
+            running[run(cmd, core, j["log"])] = (j, core, "search")
         time.sleep(5)
-        for key in list(running):
-            p, name = key
+        for p in list(running):
             if p.poll() is None:
                 continue
-            core = running.pop(key)
-            j = next(x for x in jobs if x["name"] == name)
+            j, core, phase = running.pop(p)
+            if phase == "confirm":
+                open(j["db"] + ".done", "w").close()
+                continue
             start = start_hash(j["db"], args.start)
             cells = ["--cells", ",".join(start)] if start else []
             c = run(["confirm", "--db", j["db"], "-k", str(args.top), "--seeds", str(args.confirm_seeds), *cells],
                     core, j["log"])
-            c.wait()
-            open(j["db"] + ".done", "w").close()
+            running[c] = (j, core, "confirm")
 
 
 def start_hash(db: str, start: str) -> list[str]:
