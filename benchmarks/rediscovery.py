@@ -178,7 +178,7 @@ def main():
         lineages = ", ".join(str(r["climbing_generations"]) for r in rs)
         print(f"| {space} | {strategy} | {len(rs)} | {s105}/{len(rs)} | {len(s11)}/{len(rs)} | {minutes} | {evals} | "
               f"{ratios} | {lineages} |")
-    for space, _ in dict.fromkeys(groups):  # one page per space: its strategies side by side
+    for space in dict.fromkeys(s for s, _ in groups):  # one page per space: its strategies side by side
         dbs = [os.path.join(args.out, r["name"] + ".db") for r in rows if r["space"] == space]
         subprocess.run([sys.executable, "-m", "cellsearch", "report", *dbs, "-o",
                         os.path.join(args.out, f"compare-{space}.html")], check=False)
