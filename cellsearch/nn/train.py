@@ -358,7 +358,9 @@ def train_and_evaluate(
       inherit_from: per setting, ``None`` or such a tree of another cell (the parent's, in the
         parent's node names, which a child's unchanged nodes keep): the setting starts from it
         wherever a parameter's name and shape match, from its own initialisation elsewhere;
-        ``metrics["inherited"]`` is the share of weights it took.
+        ``metrics["inherited"]`` is the share of weights it took. The search does not use it: a
+        child started from its parent's weights ranks worse at a cheap rung than one trained
+        from scratch (``benchmarks/README.md``, "Weight inheritance").
 
     Returns:
       One :class:`EvalResult` per setting, in order.
