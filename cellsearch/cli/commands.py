@@ -322,7 +322,9 @@ def confirmation_line(db: str, cell: str) -> str:
     per = ", ".join(f"{t} {p['mean']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}] {p['verdict']}" for t, p in c["tasks"].items())
     said = {"better": "better than the baseline", "worse": "worse than the baseline", "tie": "a tie with the baseline",
             "unstable": "unstable (it diverged on some of them)"}[c["verdict"]]
-    return f"confirmed on {c['tasks'][next(iter(c['tasks']))]['pairs']} fresh paired seeds: {said} ({per})"
+    pairs = sorted({p["pairs"] for p in c["tasks"].values()})
+    n = str(pairs[0]) if len(pairs) == 1 else f"{pairs[0]}-{pairs[-1]}"
+    return f"confirmed on {n} fresh paired seeds: {said} ({per})"
 
 
 def analyze(args) -> int:

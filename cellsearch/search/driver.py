@@ -32,7 +32,7 @@ from typing import Any
 from cellsearch.errors import ConfigError, Interrupted
 from cellsearch.search.config import DEFAULT_DB, SearchConfig
 from cellsearch.search.executors import is_lost, make_executor
-from cellsearch.search.results import SearchSummary, best_score, summarize
+from cellsearch.search.results import SearchSummary, best_score, reference_only, summarize
 from cellsearch.search.runs import begin_run, end_run
 from cellsearch.search.schedules import PerCell, Rounds
 from cellsearch.search.steps import Outcome, Search, check_inputs
@@ -46,10 +46,11 @@ def _finish(store: Store, k: int, o: Outcome) -> None:
     store.finish_step(k, o.kind, o.cell, o.outcome, o.detail, o.status, o.pool_add, o.pool_remove)
 
 
-def _step_event(store: Store, cfg: SearchConfig, k: int, o: Outcome, t0: float) -> dict:
-    """What ``on_event("step", ...)`` is told about finished step ``k``."""
+def _step_event(store: Store, cfg: SearchConfig, k: int, o: Outcome, t0: float, skip: str | None) -> dict:
+    """What ``on_event("step", ...)`` is told about finished step ``k`` (``skip``: the baseline
+    kept as the reference, not one of the search's own cells)."""
     return {"step": k, "kind": o.kind, "outcome": o.outcome, "cell": o.cell, "detail": o.detail,
-            "children": store.children_done(), "target": cfg.candidates, "best": best_score(store, cfg),
+            "children": store.children_done(), "target": cfg.candidates, "best": best_score(store, cfg, skip=skip),
             "elapsed": time.perf_counter() - t0}
 
 
@@ -86,6 +87,7 @@ def drive(search: Search, executor, schedule, *, retries: int,
     running: dict[Any, tuple[list[int], dict, int]] = {}  # handle -> (steps, payload, tries)
     back: dict[int, list[dict]] = {}  # results not yet sent to their steps
     trained = 0
+    skip = reference_only(store, cfg) if on_event else None
 
     def advance(k: int, value) -> None:
         try:
@@ -94,7 +96,7 @@ def drive(search: Search, executor, schedule, *, retries: int,
             _finish(store, k, stop.value)
             del gens[k]
             if on_event:
-                on_event("step", _step_event(store, cfg, k, stop.value, t0))
+                on_event("step", _step_event(store, cfg, k, stop.value, t0, skip))
 
     while True:
         while (k := schedule.next(set(gens))) is not None:

@@ -80,16 +80,18 @@ def score(store: Store, cell_hash: str, config: SearchConfig | None = None) -> f
     return Scores(store, config).score(cell_hash)
 
 
-def reference_only(sc: Scores) -> str | None:
+def reference_only(store: Store, config: SearchConfig | None = None) -> str | None:
     """The baseline's hash when it is not one of the starting pool's seeds (a search from the tanh
     RNN: the GRU is then the scale scores are read on, not one of the search's cells), else ``None``."""
-    names = sc.config.pool_seeds
+    config = config or stored_config(store)
+    name, hash_ = baseline_of(store)
+    names = config.pool_seeds
     if not names:
         try:
-            names = load_space(sc.config.space).pool_seeds
+            names = load_space(config.space).pool_seeds
         except CellSearchError:  # a space file since moved: count the baseline as the search's own
             return None
-    return None if sc.baseline_name in names else sc.baseline
+    return None if name in names else hash_
 
 
 def leaderboard(store: Store, config: SearchConfig | None = None, k: int = 10, *, own: bool = False) -> list[dict]:
@@ -98,7 +100,7 @@ def leaderboard(store: Store, config: SearchConfig | None = None, k: int = 10, *
     sc = Scores(store, config)
     pool = set(store.pool())
     n_eval = store.evaluation_counts()
-    skip = reference_only(sc) if own else None
+    skip = reference_only(store, sc.config) if own else None
     rows = []
     for r in store.cells("status IN ('scored', 'seed')"):
         s = sc.score(r["hash"])
@@ -112,10 +114,13 @@ def leaderboard(store: Store, config: SearchConfig | None = None, k: int = 10, *
     return rows[:k]
 
 
-def best_score(store: Store, config: SearchConfig | None = None) -> float | None:
-    """The best score of the search's own cells so far, seeds or scored children (``None`` before any)."""
-    board = leaderboard(store, config, 1, own=True)
-    return board[0]["score"] if board else None
+def best_score(store: Store, config: SearchConfig | None = None, *, skip: str | None = None) -> float | None:
+    """The best score of the search's own cells so far, seeds or scored children (``None`` before
+    any), leaving out ``skip`` (the baseline kept as the reference, :func:`reference_only`: a
+    search computes it once, since this runs after every step)."""
+    sc = Scores(store, config)
+    scores = (sc.score(r["hash"]) for r in store.cells("status IN ('scored', 'seed')") if r["hash"] != skip)
+    return max((s for s in scores if s is not None), default=None)
 
 
 @dataclass

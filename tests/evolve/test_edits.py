@@ -1,4 +1,4 @@
-"""The edits that can build a gate (``add_gate``, ``add_linear``), the ``gates`` space, and a
+"""The edits that can build a gate (``add_gate``, ``add_linear``, ``add_mix``), the ``gates`` space, and a
 user's space that brings an edit of its own."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from cellsearch.cell.graph import is_valid, op_of, operands
 from cellsearch.cell.probe import liveness
 from cellsearch.cell.render import to_equations
 from cellsearch.errors import ConfigError
-from cellsearch.evolve.edits import GATE_BIAS, MUTATIONS, PAPER_MUTATIONS, add_gate, add_linear
+from cellsearch.evolve.edits import GATE_BIAS, MIX_BIAS, MUTATIONS, PAPER_MUTATIONS, add_gate, add_linear, add_mix
 from cellsearch.evolve.mutate import mutate
 from cellsearch.evolve.spaces import find_seed, load_space
 
@@ -36,13 +36,31 @@ def test_add_linear_puts_a_full_layer_on_an_operand():
     assert op_of(g, lin) == "linear" and g.nodes[lin].get("scale") is None and operands(g, lin) == ["lin_h"]
 
 
-def test_the_gates_space_keeps_the_papers_six_and_adds_two():
+def test_add_mix_makes_the_tanh_rnn_a_gated_interpolation_with_its_state():
+    tanh, gates = find_seed("Tanh"), load_space("gates")
+    made = {}
+    for s in range(40):
+        g, detail = add_mix(tanh, "h_new", rng=np.random.default_rng(s), space=gates)
+        assert is_valid(g) and liveness(g) is None
+        made[detail] = g
+    assert set(made) == {"mix of h_new with x", "mix of h_new with h_prev", "mix of h_new with lin_h"}
+    g = made["mix of h_new with h_prev"]  # the MGU/minGRU shape: one gate, a convex mix of h and tanh
+    (mix,) = operands(g, "h")
+    assert op_of(g, mix) == "add" and len(tanh) == 5
+    eq = to_equations(g)
+    assert eq[-1].startswith("h' = ") and eq[-1].endswith(" * h_new + (1 - n2) * h") and "sigm(W_xn2 x + W_hn2 h" in eq[1]
+    lin = next(n for n in g if op_of(g, n) == "linear" and n != "lin_h")
+    assert g.nodes[lin]["bias_init"] == MIX_BIAS == 0.0  # an even mix: it trains at the gated cells' rates
+
+
+def test_the_gates_space_keeps_the_papers_six_and_adds_three():
     paper, gates = load_space("jozefowicz2015"), load_space("gates")
-    assert paper.mutations == PAPER_MUTATIONS and gates.mutations == (*PAPER_MUTATIONS, "add_gate", "add_linear")
+    assert paper.mutations == PAPER_MUTATIONS
+    assert gates.mutations == (*PAPER_MUTATIONS, "add_gate", "add_linear", "add_mix")
     assert gates.seeds.keys() == paper.seeds.keys() and gates.edits["add_gate"] is MUTATIONS["add_gate"]
     rng = np.random.default_rng(0)
-    names = {mutate(find_seed("Tanh"), rng=rng, space=gates, edits="1")[1][0].name for _ in range(80)}
-    assert {"add_gate", "add_linear"} <= names  # both are eventually drawn, and only the space's edits are
+    names = {mutate(find_seed("Tanh"), rng=rng, space=gates, edits="1")[1][0].name for _ in range(120)}
+    assert {"add_gate", "add_linear", "add_mix"} <= names  # both are eventually drawn, and only the space's edits are
     assert names <= set(gates.mutations)
 
 
