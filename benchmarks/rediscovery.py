@@ -44,7 +44,7 @@ def searches(args) -> list[dict]:
     for space in args.spaces.split(","):
         for strategy in args.strategies.split(","):
             for seed in args.seeds.split(","):
-                name = f"{space}-{args.start.replace(',', '+')}-{strategy}-{seed}"
+                name = f"{space}-{args.start.replace(',', '+')}-{strategy}-{seed}{args.tag}"
                 out.append({"name": name, "space": space, "strategy": strategy, "seed": int(seed),
                             "db": os.path.join(args.out, name + ".db"), "log": os.path.join(args.out, name + ".log")})
     return out
@@ -62,7 +62,8 @@ def launch(args, jobs: list[dict]) -> None:
             core = next(c for c in cores if c not in [v[1] for v in running.values()])
             pool = [] if args.start == "LSTM,GRU" else ["--pool-seeds", args.start]
             cmd = ["search", "--quick", "--space", j["space"], *pool, "--strategy", j["strategy"], "--seed",
-                   str(j["seed"]), "--hours", str(args.hours), "--db", j["db"]]
+                   str(j["seed"]), "--hours", str(args.hours), "--db", j["db"],
+                   *[a for kv in args.set for a in ("--set", kv)]]
             running[run(cmd, core, j["log"])] = (j, core, "search")
         time.sleep(5)
         for p in list(running):
@@ -154,6 +155,9 @@ def main():
     ap.add_argument("--top", type=int, default=3, help="cells confirmed per search")
     ap.add_argument("--confirm-seeds", type=int, default=5)
     ap.add_argument("--cores", default=None, help="run one search per listed core at a time (taskset)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a search setting for every search (as `cellsearch search --set`)")
+    ap.add_argument("--tag", default="", help="appended to each search's name (a variant's stores)")
     ap.add_argument("--only-report", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
