@@ -13,7 +13,10 @@ over seeds of each strategy: ``compare-<space>.html``), and the best cells are p
 equations and the edits that made them.
 
     python benchmarks/rediscovery.py --out runs/redisc --spaces gates,jozefowicz2015 \\
-        --strategies paper,aging,random --seeds 0,1,2 --hours 1 --cores 0,1
+        --strategies paper,aging,random --seeds 0,1,2 --hours 1 --cores 0,1 --set screen=0.6:4
+
+(``--set screen=0.6:4``: the screen rung that sees a gate's gain, ``benchmarks/README.md``,
+"Cheap-first screening".)
 
 Two searches run at a time with ``--cores 0,1`` (one pinned to each core, so the searches of a
 pair share the machine but not a core); ``--only-report`` re-reads the stores. The start from the

@@ -212,11 +212,12 @@ def quick_config(**overrides) -> SearchConfig:
     Arithmetic with up to 3 digits and XML with short rows and 1-3 letter tag names,
     10k-parameter cells, 4 settings per task (one compiled program each) of 1,500 steps with a
     validation point every 300; the memorisation filter with the lineage's learning rate; every
-    child first screened on both tasks with 4 settings (its parent's 2 best among them) at 900
-    steps, the best third of the children there earning the full evaluation: a shorter rung ranks
-    random children almost as well but cannot see a gate's gain, which shows only after 600-900
-    steps (``benchmarks/README.md``, "Cheap-first screening"); bars relative to the lineage; 30
-    children of one edit each.
+    child first screened on both tasks with its parent's 2 best settings at 300 steps, the best
+    third of the children there earning the full evaluation (``benchmarks/README.md``, "Cheap-first
+    screening"); bars relative to the lineage; 30 children of one edit each. This rung cannot see
+    a gate's gain, which shows only after 600-900 steps: a search from a weak start (the tanh RNN)
+    climbs with ``--set screen=0.6:4`` (4 settings at 900 steps, about 3x the rung's cost; same
+    section and "Rediscovery").
 
     The task steps are chosen so that the tasks separate the tanh RNN from the gated cells
     (``benchmarks/README.md``, "Do --quick's tasks separate cells?"); the learning rates reach
@@ -234,7 +235,7 @@ def quick_config(**overrides) -> SearchConfig:
         budgets={name: (info.quick_budget,) for name, info in TASKS.items() if name != "memorize"},
         train=TrainConfig(steps=1500, batch_size=32, chunk=100, eval_every=300, members=4, rungs=QUICK_TASK_RUNGS),
         task_options={"arithmetic": {"max_digits": 3}, "xml": {"seq_len": 32, "min_name": 1, "max_name": 3}},
-        screen=((0.6, 4),),
+        screen=((0.2, 2),),
     )
     base.update(overrides)
     return SearchConfig(**base)
