@@ -33,7 +33,9 @@ DEFAULT_DB = "cellsearch.db"  # the store's default path, for every verb
 PAPER_TASKS = ("arithmetic", "xml", "ptb")  # §3.2 [I]: the paper's order; the first is the hurdle
 BARS = ("lineage", "baseline")
 # what a search stored before a setting existed ran as: a resumed old store keeps its behaviour
-LEGACY = {"bars": "baseline", "screen": (), "admit_margin": 0.0, "filter_carry": False, "reeval_max": 0}
+LEGACY = {"bars": "baseline", "screen": (), "admit_margin": 0.0, "filter_carry": False, "reeval_max": 0,
+          "reference": "all"}
+REFERENCES = ("matched", "all")
 
 
 def default_budgets() -> dict[str, tuple[int, ...]]:
@@ -103,6 +105,12 @@ class SearchConfig:
     # reaches the hurdle); "baseline" is the paper's: the GRU's bar alone
     bars: str = "lineage"
     admit_margin: float = 0.02  # a setting's seed noise, relative (benchmarks/README.md, "Lineage bars")
+    # what a cell's best on a task is divided by (cellsearch.search.results.Scores): "all" is the
+    # paper's, the baseline's best over every setting it ever trained; departure, "matched": its best
+    # over as many settings as the cell trained (its first ones) and every setting the cell shares
+    # with it (the carried-over ones), so a cell's score does not fall each time the baseline, a
+    # pool member, is re-evaluated (benchmarks/README.md, "The quick start")
+    reference: str = "matched"
     # cheap-first screening across children (ASHA): rungs below the full evaluation, each (share of a
     # task's steps, settings per task, the parent's best first); the best 1/eta of the children at a
     # rung, ranked against each other, earn the next; () is off (cellsearch.search.ladder)
@@ -152,6 +160,8 @@ class SearchConfig:
             raise ConfigError(f"SearchConfig.edits: {e}") from None
         if self.bars not in BARS:
             raise ConfigError(f"bars must be one of {', '.join(BARS)}, got {self.bars!r}")
+        if self.reference not in REFERENCES:
+            raise ConfigError(f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
         if not 0 <= self.admit_margin < 1:
             raise ConfigError(f"admit_margin must be in [0, 1), got {self.admit_margin}")
         for share, n in self.screen:

@@ -340,6 +340,16 @@ class Store:
                                  " FROM evaluations WHERE status != 'error' GROUP BY cell_hash, task").fetchall()
         return {(r[0], r[1]): float(r[2]) for r in rows}
 
+    def results_table(self) -> dict[tuple[str, str], list[tuple[str, float]]]:
+        """Every (cell, task) pair's finished settings in the order stored, as ``(hp_key, score)``
+        (a diverged setting scores 0; a crashed one is not a result), in one query."""
+        out: dict[tuple[str, str], list[tuple[str, float]]] = {}
+        rows = self.conn.execute("SELECT cell_hash, task, hp_key, CASE WHEN status='ok' THEN score ELSE 0 END"
+                                 " FROM evaluations WHERE status != 'error' ORDER BY id")
+        for h, t, k, v in rows:
+            out.setdefault((h, t), []).append((k, float(v)))
+        return out
+
     def evaluation_counts(self) -> dict[str, int]:
         """Evaluations stored per cell."""
         return {r[0]: r[1] for r in self.conn.execute("SELECT cell_hash, COUNT(*) FROM evaluations GROUP BY cell_hash")}

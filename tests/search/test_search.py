@@ -40,6 +40,25 @@ def test_score_is_min_over_tasks_of_ratio_to_baseline(tmp_path):
         assert s.score(base) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("reference, expected", [("matched", 0.9 / 0.7), ("all", 0.9 / 1.0)])
+def test_a_cell_is_read_against_the_baselines_best_over_as_many_settings(tmp_path, reference, expected):
+    """The baseline, re-evaluated twice, has 6 settings; a child has 2, one of them carried over
+    from the baseline (same grid point and seed). "matched" reads the child against the
+    baseline's first 2 and the shared one, not against its best over all 6 ("all", the paper's)."""
+    cfg = tiny_config(tasks=("arithmetic",), reference=reference)
+    with Store(str(tmp_path / "s.db")) as st:
+        st.set_meta("config", cfg.to_json())
+        s = Search(cfg, st)
+        base, cell = s.baseline, "c" * 16
+        st.add_evaluations(base, "arithmetic", [fake_result(v, seed=i) for i, v in enumerate((0.5, 0.6, 0.7, 0.65,
+                                                                                               0.8, 1.0))], 0)
+        st.add_evaluations(cell, "arithmetic", [fake_result(0.9, seed=99), fake_result(0.85, seed=2)], 1)
+        assert s.score(cell) == pytest.approx(expected)  # matched: 0.9 / max(0.5, 0.6, 0.7 shared)
+        assert s.score(base) == pytest.approx(1.0)
+        st.add_evaluations(base, "arithmetic", [fake_result(2.0, seed=7)], 2)  # a re-evaluation of the baseline
+        assert s.score(cell) == pytest.approx(expected if reference == "matched" else 0.45)
+
+
 def test_tiny_search_end_to_end_and_staged_filter(tmp_path):
     db = str(tmp_path / "s.db")
     summary = run_search(tiny_config(), db)
