@@ -334,12 +334,6 @@ class Store:
                                 " WHERE cell_hash=? AND task=? AND status != 'error'", (cell_hash, task)).fetchone()
         return None if row[1] == 0 else float(row[0])
 
-    def best_table(self) -> dict[tuple[str, str], float]:
-        """:meth:`best` of every (cell, task) pair, in one query."""
-        rows = self.conn.execute("SELECT cell_hash, task, MAX(CASE WHEN status='ok' THEN score ELSE 0 END)"
-                                 " FROM evaluations WHERE status != 'error' GROUP BY cell_hash, task").fetchall()
-        return {(r[0], r[1]): float(r[2]) for r in rows}
-
     def results_table(self) -> dict[tuple[str, str], list[tuple[str, float]]]:
         """Every (cell, task) pair's finished settings in the order stored, as ``(hp_key, score)``
         (a diverged setting scores 0; a crashed one is not a result), in one query."""

@@ -30,7 +30,8 @@ def test_best_counts_divergence_as_zero_and_ignores_crashes(tmp_path):
         st.add_evaluations("a", "xml", [result(0.7, "ok", 3.0)], 0)
         assert st.best("a", "xml") == 0.7
         assert st.statuses("a", "xml") == {"error": 1, "diverged": 1, "ok": 1}
-        assert st.best_table() == {("a", "xml"): 0.7}
+        # the finished settings in the order stored, a diverged one at 0 and the crash left out
+        assert [v for _, v in st.results_table()[("a", "xml")]] == [0.0, 0.7]
         assert st.evaluation_counts() == {"a": 3}
         # a setting is stored once: the same key again is ignored, never a second row
         st.add_evaluations("a", "xml", [result(0.9, "ok", 3.0)], 1)
