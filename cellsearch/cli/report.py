@@ -44,7 +44,7 @@ from cellsearch.cli.pages import png as _png
 from cellsearch.cli.pages import write_page
 from cellsearch.errors import StorageError
 from cellsearch.search.confirm import confirmed
-from cellsearch.search.results import Scores, leaderboard, stored_config
+from cellsearch.search.results import Scores, leaderboard, reference_only, stored_config
 from cellsearch.store.sqlite import Store
 
 OUTCOMES = ("duplicate", "filtered", "screened", "hurdle", "diverged", "error", "scored")
@@ -63,6 +63,7 @@ class StoreData:
         self.store = store
         self.config = stored_config(store)
         self.scores = Scores(store, self.config)
+        self.reference = reference_only(store, self.config)  # the GRU kept as the scale only, if so
         self.cells = {r["hash"]: r for r in store.cells()}
         self.steps = store.steps_rows()
         self.evals = store.evaluation_rows()
@@ -88,10 +89,12 @@ class StoreData:
 
 
 def best_so_far(d: StoreData) -> list[float | None]:
-    """The best score after each finished step (``None`` before any), in step order."""
+    """The best score of the search's own cells after each finished step (``None`` before any),
+    in step order: a baseline kept as the scale only (a search from the tanh RNN) is not one."""
     best, run = [], -math.inf
     for s in d.steps:
-        sc = d.scores.score(s["cell_hash"]) if s["cell_hash"] and s["outcome"] in ("scored", "seeded") else None
+        own = s["cell_hash"] and s["cell_hash"] != d.reference and s["outcome"] in ("scored", "seeded")
+        sc = d.scores.score(s["cell_hash"]) if own else None
         if sc is not None:
             run = max(run, sc)
         best.append(run if run > -math.inf else None)

@@ -61,6 +61,19 @@ def test_report_of_a_store_with_only_the_seeds(tmp_path):
     assert re.findall(r"<h2>(.*?)</h2>", page) == TITLES and "seed:GRU" in page
 
 
+def test_best_so_far_leaves_out_a_baseline_kept_as_the_scale(tmp_path):
+    """From the tanh RNN alone the GRU is the scale, not one of the search's cells: the best-so-far
+    curve (the report's and the compare page's) is the tanh RNN's lineage, never the GRU's 1.0."""
+    from cellsearch.cli.report import StoreData, best_so_far
+    from tests.search.test_screen import flat
+
+    db = str(tmp_path / "tanh.db")
+    run_search(cfg(candidates=3, reeval_prob=0.0, pool_seeds=("Tanh",)), db, executor=Scripted(flat(0.36)))
+    with Store(db, write=False) as st:
+        best = [b for b in best_so_far(StoreData(st)) if b is not None]
+    assert best and max(best) == pytest.approx(0.36 / 0.5) and min(best) == pytest.approx(0.3 / 0.5)
+
+
 def test_bad_input_is_one_line(tmp_path, store, capsys):
     assert main(["report", "--db", str(tmp_path / "none.db")]) == 2
     assert "no search store" in capsys.readouterr().err
