@@ -28,6 +28,12 @@ def require(obj, names: tuple[str, ...], ok, rule: str) -> None:
             raise ConfigError(f"{type(obj).__name__}.{name} must be {rule}, got {v}")
 
 
+def one_of(name: str, value, choices) -> None:
+    """Raises :class:`ConfigError` naming the setting ``name`` when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -92,16 +98,14 @@ class TrainConfig:
     def __post_init__(self):
         if self.after_divergence not in ("fail", "best"):
             raise ConfigError(f"after_divergence must be 'fail' or 'best', got {self.after_divergence!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        one_of("schedule", self.schedule, SCHEDULES)
         require(self, ("steps", "batch_size", "chunk", "steps_per_epoch"), lambda v: v >= 1, ">= 1")
         require(self, ("members",), lambda v: v >= 0, ">= 0")
         for at, frac in self.rungs:
             if not (0 < at < 1 and 0 <= frac <= 1):
                 raise ConfigError(f"TrainConfig.rungs: ({at}, {frac}) must be (a share of the steps in (0, 1), "
                                   "a fraction of the bar in [0, 1])")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        one_of("dtype", self.dtype, DTYPES)
         if self.eval_split not in ("valid", "test"):
             raise ConfigError(f"eval_split must be 'valid' or 'test', got {self.eval_split!r}")
 
@@ -157,8 +161,7 @@ class ProtocolConfig:
     max_windows: int | None = None
 
     def __post_init__(self):
-        if self.schedule not in PROTOCOL_SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(PROTOCOL_SCHEDULES)}, got {self.schedule!r}")
+        one_of("schedule", self.schedule, PROTOCOL_SCHEDULES)
         require(self, ("hidden", "layers", "batch_size", "bptt", "epochs", "eval_batch_size"), lambda v: v >= 1, ">= 1")
         require(self, ("init", "lr", "clip"), lambda v: v > 0, "> 0")
         if not 0 <= self.dropout < 1:

@@ -36,9 +36,9 @@ def describe(store: Store, ref: str) -> str:
     g = from_json(row["graph"])
     score = scores.score(row["hash"])
     baseline = scores.baseline_name
+    scale = f"{baseline}'s best" + (" on as many settings" if cfg.reference == "matched" else "")
     lines = [f"# cell {row['id']} ({row['hash']}): {row['origin']}, status {row['status']}"
-             + (f", score {score:.4f} (min over tasks of best / {baseline}'s best"
-                + (" on as many settings)" if cfg.reference == "matched" else ")") if score is not None else "")]
+             + (f", score {score:.4f} (min over tasks of best / {scale})" if score is not None else "")]
     history = [s for s in store.steps_of(row["hash"]) if s["kind"] in ("child", "promote")]
     for s in history:  # the cheap-first ladder: where it stood at each rung
         d = s["detail"]

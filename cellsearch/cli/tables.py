@@ -15,6 +15,7 @@ import json
 
 from cellsearch.cell.graph import from_json
 from cellsearch.cell.render import to_equations
+from cellsearch.config import one_of
 from cellsearch.errors import ConfigError
 from cellsearch.search.results import Scores
 from cellsearch.store.sqlite import Store
@@ -66,11 +67,9 @@ def confirmation_rows(store: Store) -> list[dict]:
 
 def export_table(db: str, table: str, path: str, fmt: str | None = None) -> int:
     """Writes ``table`` of the store ``db`` to ``path``; returns the number of rows."""
-    if table not in TABLES:
-        raise ConfigError(f"table must be one of {', '.join(TABLES)}, got {table!r}")
+    one_of("table", table, TABLES)
     fmt = fmt or ("parquet" if path.endswith(".parquet") else "csv")
-    if fmt not in FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    one_of("format", fmt, FORMATS)
     with Store(db, write=False) as store:
         rows = {"evaluations": evaluation_rows, "cells": cell_rows, "confirmations": confirmation_rows}[table](store)
     columns = list(dict.fromkeys(k for r in rows for k in r))

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cellsearch.errors import ConfigError
+from cellsearch.config import one_of
 
 
 class PoolView:
@@ -129,6 +129,5 @@ STRATEGIES: dict[str, Callable[[Any], Strategy]] = {
 
 def make_strategy(cfg) -> Strategy:
     """The strategy ``cfg.strategy`` built from the search's settings."""
-    if cfg.strategy not in STRATEGIES:
-        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
+    one_of("strategy", cfg.strategy, STRATEGIES)
     return STRATEGIES[cfg.strategy](cfg)

@@ -21,7 +21,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from cellsearch.config import TrainConfig, require
+from cellsearch.config import TrainConfig, one_of, require
 from cellsearch.errors import ConfigError
 from cellsearch.evolve.mutate import EditCount
 from cellsearch.evolve.spaces import DEFAULT_SPACE
@@ -135,8 +135,7 @@ class SearchConfig:
     data_dir: str | None = None
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        one_of("strategy", self.strategy, STRATEGIES)
         if not self.tasks:
             raise ConfigError("a search needs at least one task")
         for t in (*self.tasks, self.filter_task):
@@ -158,10 +157,8 @@ class SearchConfig:
             EditCount.parse(self.edits)
         except ValueError as e:
             raise ConfigError(f"SearchConfig.edits: {e}") from None
-        if self.bars not in BARS:
-            raise ConfigError(f"bars must be one of {', '.join(BARS)}, got {self.bars!r}")
-        if self.reference not in REFERENCES:
-            raise ConfigError(f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
+        one_of("bars", self.bars, BARS)
+        one_of("reference", self.reference, REFERENCES)
         if not 0 <= self.admit_margin < 1:
             raise ConfigError(f"admit_margin must be in [0, 1), got {self.admit_margin}")
         for share, n in self.screen:
