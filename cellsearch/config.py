@@ -69,6 +69,11 @@ class TrainConfig:
         the hurdle times the baseline's); the fractions are derived from stored curves
         (``benchmarks/rungs.py``). Without validation points before the end (``eval_every``)
         a rung never acts.
+      stop_on_pass: with a ``bar``, the whole job (every setting) stops at the first validation
+        point where one setting's best reaches the bar, each keeping its best so far and
+        ``stopped_at``: for a pass/fail stage (the memorisation filter), whose verdict more
+        training cannot change. It saves a quarter of the filter's steps on the children that
+        pass (benchmarks/README.md, "Filter").
     """
 
     steps: int = 500
@@ -88,6 +93,7 @@ class TrainConfig:
     rungs: tuple[tuple[float, float], ...] = ()
     bar: float = 0.0
     dtype: str = "float32"
+    stop_on_pass: bool = False
 
     @property
     def validation_every(self) -> int:

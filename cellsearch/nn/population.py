@@ -364,7 +364,8 @@ def _train_members(cells, settings, layers, members, task, cfg, on_steps, keep_p
     params = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *params)
     statics = Static(stack([s.enc for s in statics]), np.stack([s.hmask for s in statics]))
     key, progs = population_programs(size, spec, hidden, layers, cfg.unroll)
-    results, final = run_members(key, progs, params, statics, group, task, cfg, on_steps, real=real, t0=t0)
+    results, final = run_members(key, progs, params, statics, group, task, cfg, on_steps, real=real, t0=t0,
+                                 cells=[i for i, _, _ in members])
     out = []
     for m, ((i, _, n), r) in enumerate(zip(members, results, strict=True)):
         r = r._replace(metrics={**r.metrics, "hidden": n})

@@ -269,13 +269,25 @@ def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: T
     return results, jax.tree.map(lambda a: a[:real], params), shares[:real]
 
 
+def _stop_passed(members: list[_Member], cells: list[int], bar: float, done: int) -> None:
+    """A pass/fail stage: every setting of a cell one of whose settings has reached ``bar`` (and
+    not diverged) stops at ``done``, since training on cannot change the cell's verdict."""
+    passed = {c for m, c in zip(members, cells, strict=True)
+              if m.status == "ok" and m.best is not None and m.best["score"] >= bar}
+    for m, c in zip(members, cells, strict=True):
+        if c in passed and m.active:
+            m.active, m.stopped = False, done
+
+
 def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[HParams], task: Task,
                 cfg: TrainConfig, on_steps: Callable[[int], None] | None, *, real: int | None = None,
-                t0: float | None = None) -> tuple[list[EvalResult], Any]:
+                t0: float | None = None, cells: Sequence[int] = ()) -> tuple[list[EvalResult], Any]:
     """Trains the stacked members ``params`` (one per setting of ``group``) with ``progs``
     under ``cfg``'s schedule and returns a result each and the final parameters. Members
     from ``real`` on are padding: they never train and get no result (they keep a
-    program's shape, so it is not compiled again for another member count)."""
+    program's shape, so it is not compiled again for another member count). ``cells`` says
+    which cell each member trains (default: one cell), for ``cfg.stop_on_pass``: a cell's
+    settings stop when one of them passes."""
     spec = task.spec
     k = len(group)
     real = k if real is None else real
@@ -316,6 +328,8 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
                     _schedule_epoch(m, met, cfg)
                     if m.best["score"] < rung_bar(cfg, done):  # successive halving: cannot reach the bar
                         m.active, m.stopped = False, done
+            if cfg.stop_on_pass and cfg.bar > 0 and done < cfg.steps:
+                _stop_passed(members[:real], list(cells) or [0] * real, cfg.bar, done)
     wall = time.perf_counter() - t0
     out = []
     for h, m in zip(group[:real], members[:real], strict=True):

@@ -130,7 +130,7 @@ class SearchConfig:
     # rank cells (benchmarks/README.md, "The default preset"); its screen rungs keep a child affordable
     train: TrainConfig = TrainConfig(steps=10_000, batch_size=20, members=4, eval_every=500)
     filter_train: TrainConfig = TrainConfig(steps=4000, batch_size=32, chunk=250, eval_every=1000, members=2,
-                                            rungs=FILTER_RUNGS)
+                                            rungs=FILTER_RUNGS, stop_on_pass=True)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_dir: str | None = None
 

@@ -13,7 +13,7 @@ screened child (:mod:`cellsearch.search.ladder`), or proposes a child (strategy 
 2. **filter**: memorisation (§3.3) with ``filter_settings`` settings of the filter grid, the
    parent's best filter setting first (the lineage's learning rate: the pool seeds train the
    whole filter grid in their seed step); below ``filter_threshold`` (95 %) the child is
-   ``filtered``;
+   ``filtered``; its job stops once one setting passes (``filter_train.stop_on_pass``);
 3. **screen** (with a ladder, ``SearchConfig.screen``): the child trains its rung 0 and stops,
    ``screened``, with its rung score and rank; a later step promotes it when it ranks among the
    best of the children at its rung (:mod:`cellsearch.search.ladder`), up the rungs to

@@ -11,7 +11,7 @@ from cellsearch.config import TrainConfig
 from cellsearch.errors import ConfigError
 from cellsearch.evolve.spaces import find_seed
 from cellsearch.hparams import HParams, HParamSpace
-from cellsearch.nn.train import _Member, _schedule_epoch, train_and_evaluate
+from cellsearch.nn.train import _Member, _schedule_epoch, _stop_passed, train_and_evaluate
 from cellsearch.tasks import make_task
 
 CFG = TrainConfig(steps=40, batch_size=8, chunk=20)
@@ -231,6 +231,40 @@ def test_a_rung_stops_a_setting_that_cannot_reach_the_bar():
         assert "stopped_at" not in r.metrics and r.steps == 40 and len(r.metrics["curve"]) == 4
     with pytest.raises(ConfigError, match="a share of the steps"):
         TrainConfig(steps=40, eval_every=10, rungs=((15, 0.5),))
+
+
+def test_a_pass_fail_stage_stops_every_setting_once_one_passes():
+    """``stop_on_pass`` (the filter's): at the first validation point where one setting's best
+    reaches the bar, the job's settings all stop there with their best so far; the same job
+    without it trains every setting to the end, and the passing setting's verdict is the same."""
+    from dataclasses import replace
+
+    task = make_task("memorize", eval_batches=1, eval_batch_size=8)
+    free = train_and_evaluate(find_seed("GRU"), task, settings(2, param_budget=500),
+                              TrainConfig(steps=40, batch_size=4, chunk=10, eval_every=10))
+    bar = max(r.metrics["curve"][1] for r in free)  # the best score at the second validation point
+    assert bar > max(r.metrics["curve"][0] for r in free)
+    cfg = TrainConfig(steps=40, batch_size=4, chunk=10, eval_every=10, bar=bar, stop_on_pass=True)
+    stopped = train_and_evaluate(find_seed("GRU"), task, settings(2, param_budget=500), cfg)
+    for r, f in zip(stopped, free, strict=True):
+        assert r.status == "ok" and r.metrics["stopped_at"] == 20 and r.steps == 20
+        assert r.score == max(f.metrics["curve"][:2])  # its best so far, as the free run had it then
+    assert all(r.steps == 40 and "stopped_at" not in r.metrics for r in free)
+    unmet = train_and_evaluate(find_seed("GRU"), task, settings(2, param_budget=500), replace(cfg, bar=1.01))
+    assert all(r.steps == 40 for r in unmet)  # nobody passes: nothing stops
+
+
+def test_a_pass_stops_only_the_passing_cells_settings():
+    """In a program of several cells (the population interpreter), one cell passing stops its
+    own settings, not another cell's; a setting that diverged never passes."""
+    def member(score, status="ok"):
+        return _Member(lr=1.0, best={"score": score}, status=status)
+
+    ms = [member(0.97), member(0.2), member(0.5), member(0.99, "diverged"), member(0.3)]
+    ms[3].active = False
+    _stop_passed(ms, [0, 0, 1, 2, 2], 0.95, done=1000)
+    assert [m.active for m in ms] == [False, False, True, False, True]
+    assert [m.stopped for m in ms] == [1000, 1000, 0, 0, 0]
 
 
 def test_bfloat16_trains_the_lstm_as_float32_does():

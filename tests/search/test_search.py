@@ -169,6 +169,30 @@ def test_the_cascade_stops_children_at_a_rung_and_resumes_exactly(tmp_path, monk
         assert filtered and all(o["detail"]["stopped_at"] == 3 for o in filtered)
 
 
+def test_a_childs_filter_stops_once_a_setting_passes_and_the_seeds_train_whole(tmp_path):
+    """``filter_train.stop_on_pass``: a child's filter job ends at the first validation point where
+    one of its settings reaches the threshold (all its settings stop there, and the child passes);
+    the seeds' seed step trains the whole filter grid, so their lineage's rate is their best."""
+    import json
+
+    from cellsearch.config import TrainConfig
+
+    cfg = tiny_config(candidates=3, filter_threshold=1e-6,
+                      filter_train=TrainConfig(steps=9, batch_size=4, chunk=3, eval_every=3, stop_on_pass=True))
+    db = str(tmp_path / "p.db")
+    run_search(cfg, db)
+    with Store(db, write=False) as st:
+        seeds = {o["cell"] for o in st.steps_outcomes(st.finished_steps()) if o["outcome"] == "seeded"}
+        jobs = {}
+        for r in st.conn.execute("SELECT step, cell_hash, metrics FROM evaluations WHERE task = 'memorize'"):
+            jobs.setdefault((r["step"], r["cell_hash"]), []).append(json.loads(r["metrics"]).get("stopped_at"))
+        outcomes = {o["cell"]: o["outcome"] for o in st.steps_outcomes(st.finished_steps())}
+    assert all(at is None for (_, c), ats in jobs.items() if c in seeds for at in ats)
+    children = [ats for (_, c), ats in jobs.items() if c not in seeds]
+    assert children and all(len(set(ats)) == 1 and ats[0] in (3, 6) for ats in children)
+    assert all(outcomes[c] != "filtered" for _, c in jobs if c not in seeds)
+
+
 def test_later_tasks_train_in_rungs_against_the_pools_floor(tmp_path, monkeypatch):
     """Stage 3's bar is the pool's floor on each task (under the paper's bars, the hurdle times the
     baseline's bar there): jobs carry it, and a child whose every setting on a later task stopped at
