@@ -73,13 +73,14 @@ class StoreData:
 
     def children(self) -> list[dict]:
         """One row per child proposed (duplicates too), at the step where its fate was decided: a
-        screened child that a later step promoted takes that step's outcome, time and detail."""
+        screened child that a later step promoted takes that step's outcome, time and detail (a
+        later duplicate of it stays a duplicate)."""
         last = {s["cell_hash"]: s for s in self.steps if s["kind"] == "promote"}
         out = []
         for s in self.steps:
             if s["kind"] != "child" or s["outcome"] == "mutation_failed":
                 continue
-            up = last.get(s["cell_hash"])
+            up = last.get(s["cell_hash"]) if s["outcome"] == "screened" else None
             out.append(s | {"proposed": s["step"]} if up is None else
                        up | {"proposed": s["step"], "detail": s["detail"] | up["detail"]})
         return out

@@ -83,3 +83,16 @@ def test_bad_input_is_one_line(tmp_path, store, capsys):
     assert main(["report", "--db", str(store), "-o", str(tmp_path / "no" / "r.html")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot write the report" in err
+
+
+def test_a_duplicate_of_a_promoted_child_stays_a_duplicate_in_the_funnel():
+    """The funnel gives a screened child its promotion's outcome; a later proposal of the same cell
+    (a duplicate, not trained) is not counted as scored too (the compare page of the aging searches
+    counted 30 scored children where the store holds 18)."""
+    from cellsearch.cli.report import StoreData
+
+    d = object.__new__(StoreData)
+    d.steps = [{"step": 5, "kind": "child", "cell_hash": "a", "outcome": "screened", "detail": {"rung": 0}},
+               {"step": 6, "kind": "child", "cell_hash": "a", "outcome": "duplicate", "detail": {}},
+               {"step": 7, "kind": "promote", "cell_hash": "a", "outcome": "scored", "detail": {"score": 1.0}}]
+    assert [(r["proposed"], r["outcome"]) for r in d.children()] == [(5, "scored"), (6, "duplicate")]
