@@ -102,8 +102,7 @@ class TrainConfig:
         return self.steps_per_epoch if self.schedule == "paper" else (self.eval_every or self.steps)
 
     def __post_init__(self):
-        if self.after_divergence not in ("fail", "best"):
-            raise ConfigError(f"after_divergence must be 'fail' or 'best', got {self.after_divergence!r}")
+        one_of("after_divergence", self.after_divergence, ("fail", "best"))
         one_of("schedule", self.schedule, SCHEDULES)
         require(self, ("steps", "batch_size", "chunk", "steps_per_epoch"), lambda v: v >= 1, ">= 1")
         require(self, ("members",), lambda v: v >= 0, ">= 0")
@@ -112,8 +111,7 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.rungs: ({at}, {frac}) must be (a share of the steps in (0, 1), "
                                   "a fraction of the bar in [0, 1])")
         one_of("dtype", self.dtype, DTYPES)
-        if self.eval_split not in ("valid", "test"):
-            raise ConfigError(f"eval_split must be 'valid' or 'test', got {self.eval_split!r}")
+        one_of("eval_split", self.eval_split, ("valid", "test"))
 
 
 def paper_schedule(since_best: int, decay_left: int, patience: int = 3, decay_epochs: int = 4

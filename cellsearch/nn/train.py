@@ -298,6 +298,7 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
     eval_batches = task.eval_batches(cfg.eval_split)
     limit = cfg.diverge_factor * math.log(max(spec.output_size, 2)) * (88 if spec.output == "bernoulli" else 1)
     epoch = cfg.validation_every
+    teams = list(cells) or [0] * real  # the cell each member trains, for stop_on_pass
     compile_s, done = 0.0, 0
     while done < cfg.steps and any(m.active for m in members):
         n = min(cfg.chunk, cfg.steps - done, epoch - done % epoch)
@@ -329,7 +330,7 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
                     if m.best["score"] < rung_bar(cfg, done):  # successive halving: cannot reach the bar
                         m.active, m.stopped = False, done
             if cfg.stop_on_pass and cfg.bar > 0 and done < cfg.steps:
-                _stop_passed(members[:real], list(cells) or [0] * real, cfg.bar, done)
+                _stop_passed(members[:real], teams, cfg.bar, done)
     wall = time.perf_counter() - t0
     out = []
     for h, m in zip(group[:real], members[:real], strict=True):
