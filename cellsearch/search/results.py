@@ -84,6 +84,13 @@ class Scores:
         shared = {k for k, _ in mine}
         return max(v for i, (k, v) in enumerate(base) if i < len(mine) or k in shared) if mine else None
 
+    def first(self, cell_hash: str, task: str, n: int) -> float:
+        """The cell's best on ``task`` over its **first** ``n`` settings in the order stored (a
+        diverged setting counts 0, a crashed one is not a setting; 0 if it has none), as a
+        child's best is over its ``n``: what the hurdle and the pool's entry compare at equal
+        settings (:meth:`cellsearch.search.steps.Search.bar`)."""
+        return max((v for _, v in self.results.get((cell_hash, task), [])[:n]), default=0.0)
+
     def ratios(self, cell_hash: str) -> dict[str, float | None]:
         return {t: ratio(self.best.get((cell_hash, t)), self.reference(cell_hash, t)) for t in self.config.tasks}
 

@@ -157,10 +157,8 @@ class Search:
 
     def first_best(self, cell_hash: str, task: str, n: int) -> float:
         """A cell's best over its **first** ``n`` settings on ``task`` (those of the step that
-        evaluated it, in the order stored; a diverged setting counts 0), as a child's best is over
-        its ``n`` settings."""
-        ev = self.store.evaluations(cell_hash, task)[:n]
-        return max((e["score"] for e in ev if e["status"] == "ok"), default=0.0)
+        evaluated it: :meth:`cellsearch.search.results.Scores.first`)."""
+        return Scores(self.store, self.cfg).first(cell_hash, task, n)
 
     def baseline_bar(self, task: str, n: int) -> float:
         """What the hurdle compares a child with: the baseline's best over its first ``n`` settings
