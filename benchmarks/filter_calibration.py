@@ -19,7 +19,8 @@ Policies (a child passes when its best over the policy's learning rates reaches 
 * ``all``: best of every rate.
 
 Rates are Clopper-Pearson 95 % intervals. ``--out`` appends one JSON line per run (curves included)
-for ``rungs.py`` and for re-reading without training (``--report FILE``).
+for ``rungs.py`` and for re-reading without training (``--report FILE``); ``--skip FILE`` (an
+earlier ``--out``) runs only what that file does not hold, and counts both in the tables.
 
     python filter_calibration.py --spaces jozefowicz2015,greff2015 --seeds 20 --children 8 --lrs 0.1,0.3,0.5,1
 """
@@ -118,6 +119,8 @@ def main():
     ap.add_argument("--part", default="children,seeds", help="what to run, in this order")
     ap.add_argument("--out", default=None, help="append JSON lines here")
     ap.add_argument("--report", default=None, help="only print the tables of a JSON lines file")
+    ap.add_argument("--skip", action="append", default=[], metavar="FILE",
+                    help="JSON lines of runs done before (an earlier --out): not run again, counted in the tables")
     args = ap.parse_args()
     lrs = [float(v) for v in args.lrs.split(",")]
     names = [f"{v:g}" for v in lrs]
@@ -133,7 +136,8 @@ def main():
     cfg = SearchConfig()
     probe = liveness_check(cfg)
     out = open(args.out, "a") if args.out else None
-    rows = []
+    rows = [json.loads(line) for path in args.skip for line in open(path) if line.strip()]
+    done = {(r["what"], r["space"], r.get("cell") or r["parent"], r.get("k", r["search_seed"])) for r in rows}
     print(f"# device: {device()}  lrs {lrs}  filter {cfg.filter_train.steps} steps, rungs {cfg.filter_train.rungs}",
           flush=True)
 
@@ -153,6 +157,8 @@ def main():
             for name in order:
                 if part == "seeds":
                     for s in range(args.seeds):
+                        if ("seed", space_name, name, s) in done:
+                            continue
                         t0 = time.perf_counter()
                         scores, curves = train_filter(cfg, space.seed(name), lrs, s)
                         emit({"what": "seed", "space": space_name, "cell": name, "search_seed": s, "scores": scores,
@@ -162,6 +168,8 @@ def main():
                 for k in range(args.children):
                     child, edits, dead = mutate_live(space.seed(name), rng=rng, space=space, accept=probe,
                                                      edits=cfg.edits)
+                    if ("child", space_name, name, k) in done:  # drawn all the same: the next child's draw follows
+                        continue
                     t0 = time.perf_counter()
                     scores, curves = train_filter(cfg, child, lrs, k % args.seeds)
                     emit({"what": "child", "space": space_name, "parent": name, "k": k, "search_seed": k % args.seeds,
