@@ -155,7 +155,7 @@ def _make_programs(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int,
                           lambda q, _, batch: metric_sums(cell, q, batch, spec, unroll=unroll, dtype=dtype))
 
 
-# XLA's CPU backend at LLVM optimisation level 1 instead of its default 2: a search compiles
+# XLA's CPU backend at LLVM optimisation level 1 instead of its default: a search compiles
 # every new cell's programs, and on this CPU that is 30 % of a --quick search's hour; level 1
 # compiled them 21 % faster with the same training speed and bit-identical results (18 jobs:
 # 6 cells x filter, arithmetic, XML; level 0 trained 2x slower). benchmarks/README.md, "Compile cost".
