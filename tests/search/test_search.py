@@ -59,6 +59,20 @@ def test_a_cell_is_read_against_the_baselines_best_over_as_many_settings(tmp_pat
         assert s.score(cell) == pytest.approx(expected if reference == "matched" else 0.45)
 
 
+def test_the_hurdle_compares_first_settings_as_the_score_counts_them(tmp_path):
+    """The hurdle's bar is the baseline's best over its first n settings, counted as the score
+    counts them: a diverged setting is one of the n (scoring 0), a crashed one is not a setting."""
+    cfg = tiny_config(tasks=("arithmetic",), settings_per_task=3, hurdle=1.0, bars="baseline")
+    with Store(str(tmp_path / "s.db")) as st:
+        st.set_meta("config", cfg.to_json())
+        s = Search(cfg, st)
+        st.add_evaluations(s.baseline, "arithmetic", [fake_result(0.0, "error", seed=0), fake_result(0.5, seed=1),
+                                                      fake_result(0.0, "diverged", seed=2),
+                                                      fake_result(0.9, seed=3)], 0)
+        assert s.first_best(s.baseline, "arithmetic", 2) == pytest.approx(0.5)  # 0.5 and the divergence
+        assert s.bar("arithmetic", None) == pytest.approx(0.9)  # the crash is not one of the 3
+
+
 def test_tiny_search_end_to_end_and_staged_filter(tmp_path):
     db = str(tmp_path / "s.db")
     summary = run_search(tiny_config(), db)
