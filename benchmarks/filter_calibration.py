@@ -20,7 +20,8 @@ Policies (a child passes when its best over the policy's learning rates reaches 
 
 Rates are Clopper-Pearson 95 % intervals. ``--out`` appends one JSON line per run (curves included)
 for ``rungs.py`` and for re-reading without training (``--report FILE``); ``--skip FILE`` (an
-earlier ``--out``) runs only what that file does not hold, and counts both in the tables.
+earlier ``--out`` at the same ``--lrs``) runs only what that file does not hold, and counts both
+in the tables.
 
     python filter_calibration.py --spaces jozefowicz2015,greff2015 --seeds 20 --children 8 --lrs 0.1,0.3,0.5,1
 """
@@ -120,7 +121,8 @@ def main():
     ap.add_argument("--out", default=None, help="append JSON lines here")
     ap.add_argument("--report", default=None, help="only print the tables of a JSON lines file")
     ap.add_argument("--skip", action="append", default=[], metavar="FILE",
-                    help="JSON lines of runs done before (an earlier --out): not run again, counted in the tables")
+                    help="JSON lines of runs done before (an earlier --out at the same --lrs): not run again, "
+                         "counted in the tables")
     args = ap.parse_args()
     lrs = [float(v) for v in args.lrs.split(",")]
     names = [f"{v:g}" for v in lrs]
