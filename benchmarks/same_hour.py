@@ -35,6 +35,7 @@ from common import table
 
 REPO = Path(__file__).resolve().parent.parent
 NOT_CHILDREN = ("duplicate", "mutation_failed")
+FAILURES = ("diverged", "error")  # a child's outcome when a task had no usable setting (search/steps.py)
 
 
 def run_pair(commits: dict[str, str], hours: float, root: Path, cores: list[int], extra: list[str]) -> list[Path]:
@@ -64,20 +65,20 @@ def tally(db: Path) -> dict:
     """One store's verdicts, per-hour rates and time split."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     run = json.loads(dict(con.execute("SELECT key, value FROM meta")).get("run") or "{}")
-    steps = list(con.execute("SELECT kind, outcome FROM steps"))
+    steps = list(con.execute("SELECT kind, outcome, cell_hash FROM steps"))
     last = con.execute("SELECT MAX(created_at) FROM steps").fetchone()[0]
     hours = ((run.get("ended_at") or last) - run["started_at"]) / 3600
-    child = Counter(o for k, o in steps if k == "child")
-    promoted = sum(1 for k, o in steps if k == "promote")
-    scored = sum(1 for k, o in steps if o == "scored" and k in ("child", "promote"))
-    failed = sum(n for o, n in child.items() if o in ("diverged", "crashed", "failed") or o.startswith("failed"))
-    failed += sum(1 for k, o in steps if k == "promote" and o != "scored")
+    child = Counter(o for k, o, _ in steps if k == "child")
+    promoted = {h for k, _, h in steps if k == "promote"}
+    scored = sum(1 for k, o, _ in steps if o == "scored" and k in ("child", "promote"))
+    failed = sum(1 for k, o, _ in steps if o in FAILURES and k in ("child", "promote"))
     compile_s, wall_s = con.execute("SELECT SUM(compile_s), SUM(wall_s) FROM evaluations").fetchone()
     children = sum(n for o, n in child.items() if o not in NOT_CHILDREN)
     ranked = child["screened"]  # every child that reached the rung; the promoted among them are scored later
+    out = sum(1 for k, o, h in steps if k == "child" and o == "screened" and h not in promoted)
     return {"store": db.name, "minutes": hours * 60, "children": children, "filtered": child["filtered"],
-            "screened out": child["screened"] - promoted, "hurdle": child["hurdle"], "failed": failed, "scored": scored,
-            "duplicates": child["duplicate"], "reevaluations": sum(1 for k, _ in steps if k == "reeval"),
+            "screened out": out, "hurdle": child["hurdle"], "failed": failed, "scored": scored,
+            "duplicates": child["duplicate"], "reevaluations": sum(1 for k, _, _ in steps if k == "reeval"),
             "ranked at a rung": ranked, "children / h": children / hours, "ranked / h": ranked / hours,
             "scored / h": scored / hours, "compiling min": (compile_s or 0) / 60,
             "training min": ((wall_s or 0) - (compile_s or 0)) / 60}
