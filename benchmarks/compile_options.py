@@ -5,8 +5,8 @@ Each option set runs in a fresh process (no program cache shared), one after the
 search draws them) are each trained as ``--quick``'s rung jobs train: 2 settings, arithmetic and
 XML for 300 steps, the filter's memorisation task for 1,000. Per option set: the seconds spent
 compiling and training, and whether every score equals the default options' bit for bit. The
-search's own choice is ``CPU_COMPILER_OPTIONS`` in ``cellsearch/nn/train.py``; the rows here
-pass their options explicitly.
+search's own choice is ``CPU_COMPILER_OPTIONS`` in ``cellsearch/nn/train.py``; each row's process
+replaces it with the row's options (on a CPU: an accelerator compiles with XLA's defaults).
 
     python compile_options.py                       # {} (XLA's defaults), level 1, no expensive passes
     python compile_options.py --options '{"xla_backend_optimization_level": 0}'
@@ -30,7 +30,6 @@ DEFAULT_SETS = ['{}', '{"xla_backend_optimization_level": 1}',
 
 def probe(opts: dict) -> list[dict]:
     """Trains the cells under ``opts`` in this process; one row per (task, cell)."""
-    import jax
     import numpy as np
 
     import cellsearch.nn.train as T
@@ -41,14 +40,7 @@ def probe(opts: dict) -> list[dict]:
     from cellsearch.search.steps import liveness_check
     from cellsearch.tasks import get_task
 
-    def compiled(pkey, name, fn, *args):  # the trainer's own cache, with these options
-        k = (pkey, name, tuple((np.shape(x), str(x.dtype)) for x in jax.tree.leaves(args)))
-        if k in T._COMPILED:
-            return T._COMPILED[k], 0.0
-        t = time.perf_counter()
-        return T._remember(T._COMPILED, k, fn.lower(*args).compile(opts)), time.perf_counter() - t
-
-    T._compiled = compiled
+    T.CPU_COMPILER_OPTIONS = opts  # what the trainer compiles with on a CPU, in this process only
     cfg = quick_config()
     space = load_space(cfg.space)
     probe_fn, rng = liveness_check(cfg), np.random.default_rng(7)
