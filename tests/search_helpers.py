@@ -43,6 +43,7 @@ def dump(db):
         "evals": con.execute("SELECT cell_hash, task, hp_key, metrics, score, status FROM evaluations ORDER BY cell_hash, task, hp_key").fetchall(),
         "steps": con.execute("SELECT step, kind, cell_hash, outcome, detail FROM steps ORDER BY step").fetchall(),
         "pool": con.execute("SELECT * FROM pool ORDER BY cell_hash").fetchall(),
+        "states": con.execute("SELECT cell_hash, task, hp_key, state FROM states ORDER BY cell_hash, task, hp_key").fetchall(),
     }
     con.close()
     # metrics hold wall-clock-free numbers only, but compare them parsed to ignore key order

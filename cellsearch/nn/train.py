@@ -45,6 +45,7 @@ from cellsearch.cell.params import hidden_size, rename_params
 from cellsearch.config import TrainConfig, paper_schedule
 from cellsearch.errors import ConfigError
 from cellsearch.hparams import HParams
+from cellsearch.nn import resume as resume_state
 from cellsearch.nn.compile import CompiledCell, compile_cell
 from cellsearch.nn.model import inherit, init_model, loss_fn, metric_sums, sgd
 from cellsearch.tasks.base import Batch, Task, TaskSpec, stack
@@ -62,6 +63,7 @@ class EvalResult(NamedTuple):
     wall_s: float
     compile_s: float
     params: Any = None  # the final model parameters, with ``keep_params`` only
+    state: bytes | None = None  # what a later run continues from, with ``keep_state`` only (cellsearch.nn.resume)
 
 
 # ----------------------------------------------------------------------------- persistent cache
@@ -256,11 +258,13 @@ def _schedule_epoch(m: _Member, metrics: dict[str, float], cfg: TrainConfig) -> 
 
 
 def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: TrainConfig,
-                 on_steps: Callable[[int], None] | None, starts: Sequence[dict | None] = ()
-                 ) -> tuple[list[EvalResult], Any, list[float]]:
+                 on_steps: Callable[[int], None] | None, starts: Sequence[dict | None] = (),
+                 states: Sequence[dict] = (), keep_state: bool = False) -> tuple[list[EvalResult], Any, list[float]]:
     """One program for ``group`` (settings of one shape); with ``cfg.members`` it is padded
     with idle copies of the first setting to exactly that many members. ``starts[i]``, where
-    given, is a trained tree (the canonical cell's names) member ``i`` inherits from."""
+    given, is a trained tree (the canonical cell's names) member ``i`` inherits from;
+    ``states``, where given, are the decoded states (:mod:`cellsearch.nn.resume`) every member
+    continues from, made by one earlier run of these settings."""
     spec = task.spec
     key = (cell.hash, spec, hidden, group[0].layers, cfg.unroll, cfg.dtype)
     progs = cached_programs(key, lambda: _make_programs(cell, spec, hidden, group[0].layers, cfg.unroll,
@@ -274,8 +278,14 @@ def _train_group(cell, task: Task, group: Sequence[HParams], hidden: int, cfg: T
     for i, start in enumerate(starts):
         if start is not None:
             each[i], shares[i] = inherit(each[i], start)
+    for i, st in enumerate(states):
+        tree = jax.tree.structure(each[i])
+        if [np.shape(a) for a in jax.tree.leaves(each[i])] != [np.shape(a) for a in st["leaves"]]:
+            raise ConfigError(f"the training state of setting {group[i].key()} does not fit this cell's parameters")
+        each[i] = jax.tree.unflatten(tree, st["leaves"])
     params = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *each)
-    results, params = run_members(key, progs, params, (), group, task, cfg, on_steps, real=real, t0=t0)
+    results, params = run_members(key, progs, params, (), group, task, cfg, on_steps, real=real, t0=t0,
+                                  states=states, keep_state=keep_state)
     return results, jax.tree.map(lambda a: a[:real], params), shares[:real]
 
 
@@ -291,13 +301,17 @@ def _stop_passed(members: list[_Member], cells: list[int], bar: float, done: int
 
 def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[HParams], task: Task,
                 cfg: TrainConfig, on_steps: Callable[[int], None] | None, *, real: int | None = None,
-                t0: float | None = None, cells: Sequence[int] = ()) -> tuple[list[EvalResult], Any]:
+                t0: float | None = None, cells: Sequence[int] = (), states: Sequence[dict] = (),
+                keep_state: bool = False) -> tuple[list[EvalResult], Any]:
     """Trains the stacked members ``params`` (one per setting of ``group``) with ``progs``
     under ``cfg``'s schedule and returns a result each and the final parameters. Members
     from ``real`` on are padding: they never train and get no result (they keep a
     program's shape, so it is not compiled again for another member count). ``cells`` says
     which cell each member trains (default: one cell), for ``cfg.stop_on_pass``: a cell's
-    settings stop when one of them passes."""
+    settings stop when one of them passes. With ``states`` (one per real member, decoded by
+    :mod:`cellsearch.nn.resume`, made by one run) the members continue that run: its steps,
+    bookkeeping and data stream; ``params`` hold its parameters. With ``keep_state`` each result
+    carries its member's state (``EvalResult.state``)."""
     spec = task.spec
     k = len(group)
     real = k if real is None else real
@@ -310,6 +324,17 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
     epoch = cfg.validation_every
     teams = list(cells) or [0] * real  # the cell each member trains, for stop_on_pass
     compile_s, done = 0.0, 0
+    if states:  # continue: the run's steps, data stream and bookkeeping, then this schedule's rung there
+        for st in states:
+            resume_state.check(st, cfg)
+        done = states[0]["done"]
+        rng.bit_generator.state = states[0]["data"]
+        for i, st in enumerate(states):
+            members[i] = _Member(**st["member"])
+            m = members[i]
+            if m.active and m.best is not None and m.best["score"] < rung_bar(cfg, done):
+                m.active, m.stopped = False, done
+        resumed = done
     while done < cfg.steps and any(m.active for m in members):
         n = min(cfg.chunk, cfg.steps - done, epoch - done % epoch)
         batches = stack([task.train_batch(rng, cfg.batch_size) for _ in range(n)])
@@ -354,7 +379,14 @@ def run_members(pkey: tuple, progs: _Programs, params, statics, group: Sequence[
             status, score = ("diverged" if m.status == "diverged" else "ok"), 0.0
         else:
             metrics, status, score = m.best, "ok", m.best["score"]
+        if states:
+            extra["continued_from"] = resumed
         out.append(EvalResult(h, status, float(score), {**metrics, **extra}, m.steps, wall / real, compile_s / real))
+    if keep_state:
+        data = rng.bit_generator.state
+        for i in range(real):
+            leaves = [np.asarray(a[i]) for a in jax.tree.leaves(params)]
+            out[i] = out[i]._replace(state=resume_state.encode(leaves, asdict(members[i]), done, data, cfg))
     return out, params
 
 
@@ -367,6 +399,8 @@ def train_and_evaluate(
     on_steps: Callable[[int], None] | None = None,
     keep_params: bool = False,
     inherit_from: Sequence[dict | None] | None = None,
+    resume: Sequence[bytes | None] | None = None,
+    keep_state: bool = False,
 ) -> list[EvalResult]:
     """Trains ``graph`` on ``task`` under every setting and evaluates it on validation.
 
@@ -386,6 +420,11 @@ def train_and_evaluate(
         ``metrics["inherited"]`` is the share of weights it took. The search does not use it: a
         child started from its parent's weights ranks worse at a cheap rung than one trained
         from scratch (``benchmarks/README.md``, "Weight inheritance").
+      resume: per setting, ``None`` or a training state (``EvalResult.state`` of an earlier run
+        of this cell, task and setting, :mod:`cellsearch.nn.resume`): the setting continues that
+        run to ``config.steps`` (``metrics["continued_from"]`` says where it took over). Settings
+        whose states one run made train together, in programs of ``config.members``.
+      keep_state: also return each setting's state, for a later run to continue.
 
     Returns:
       One :class:`EvalResult` per setting, in order.
@@ -396,15 +435,19 @@ def train_and_evaluate(
     canon = canonical(graph.graph if isinstance(graph, CompiledCell) else graph)
     cell = compile_cell(canon.graph)
     back = {v: k for k, v in canon.node_map.items()}
-    groups: dict[tuple[int, int], list[int]] = {}
+    if resume is not None and len(resume) != len(settings):
+        raise ConfigError(f"resume has {len(resume)} states for {len(settings)} settings")
+    states = [None if b is None else resume_state.decode(b) for b in (resume or [None] * len(settings))]
+    groups: dict[tuple, list[int]] = {}
     for i, h in enumerate(settings):
         if h.layers < 1:
             raise ConfigError(f"layers must be >= 1, got {h.layers}")
         n = hidden_size(cell.graph, h.param_budget, h.layers)
-        groups.setdefault((h.layers, n), []).append(i)
+        run = None if states[i] is None else resume_state.group_key(states[i])  # settings continued together
+        groups.setdefault((h.layers, n, run), []).append(i)
     results: list[EvalResult | None] = [None] * len(settings)
     width = config.members or len(settings)
-    chunks = [(n, idx[j:j + width]) for (_, n), idx in groups.items() for j in range(0, len(idx), width)]
+    chunks = [(n, idx[j:j + width]) for (_, n, _), idx in groups.items() for j in range(0, len(idx), width)]
     if inherit_from is not None and len(inherit_from) != len(settings):
         raise ConfigError(f"inherit_from has {len(inherit_from)} trees for {len(settings)} settings")
     to_canon = canon.node_map
@@ -412,7 +455,8 @@ def train_and_evaluate(
               for t in (inherit_from or [None] * len(settings))]
     for n, idx in chunks:
         group, params, shares = _train_group(cell, task, [settings[i] for i in idx], n, config, on_steps,
-                                             [starts[i] for i in idx])
+                                             [starts[i] for i in idx], [states[i] for i in idx if states[i]],
+                                             keep_state)
         for j, (i, r) in enumerate(zip(idx, group, strict=True)):
             r = r._replace(metrics={**r.metrics, "hidden": n, **({"inherited": round(shares[j], 4)}
                                                                  if starts[i] is not None else {})})
@@ -424,6 +468,7 @@ def train_and_evaluate(
 
 
 def result_to_dict(r: EvalResult) -> dict[str, Any]:
-    """A plain-dict result, as executors return and the store writes."""
+    """A plain-dict result, as executors return and the store writes (``state``: the training
+    state's bytes, with ``keep_state`` only)."""
     return {"hparams": asdict(r.hparams), "hp_key": r.hparams.key(), "status": r.status, "score": r.score, "metrics": r.metrics,
-            "steps": r.steps, "wall_s": r.wall_s, "compile_s": r.compile_s}
+            "steps": r.steps, "wall_s": r.wall_s, "compile_s": r.compile_s, **({"state": r.state} if r.state else {})}

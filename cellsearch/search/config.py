@@ -34,7 +34,7 @@ PAPER_TASKS = ("arithmetic", "xml", "ptb")  # §3.2 [I]: the paper's order; the 
 BARS = ("lineage", "baseline")
 # what a search stored before a setting existed ran as: a resumed old store keeps its behaviour
 LEGACY = {"bars": "baseline", "screen": (), "admit_margin": 0.0, "filter_carry": False, "reeval_max": 0,
-          "reference": "all"}
+          "reference": "all", "continue_rungs": False}
 REFERENCES = ("matched", "all")
 
 
@@ -117,6 +117,10 @@ class SearchConfig:
     # rung, ranked against each other, earn the next; () is off (cellsearch.search.ladder)
     screen: tuple[tuple[float, int], ...] = ((0.05, 2), (0.2, 5))
     screen_tasks: int = 0  # the tasks a rung trains: the first k of `tasks` (0: all)
+    # a promoted child's next stage continues its rung's settings where the rung stopped (the same
+    # numbers as training them from scratch, without compiling or training their first steps again:
+    # cellsearch.nn.resume); the store keeps each rung setting's training state for it
+    continue_rungs: bool = True
     eta: int = 3
     aging_population: int = 20
     aging_sample: int = 5

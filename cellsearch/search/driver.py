@@ -119,7 +119,8 @@ def drive(search: Search, executor, schedule, *, retries: int,
                     jobs.pop(k, None)
             continue
         for k, job, rs in zip(ks, members, schedule.unpack(res), strict=True):
-            store.add_evaluations(job["cell"], job.get("store_as", job["task"]), rs, k)
+            continued = (job["resume_from"], list(job["resume"])) if job.get("resume") else None
+            store.add_evaluations(job["cell"], job.get("store_as", job["task"]), rs, k, continued)
             trained += len(rs)
             back[k] = rs
         if not (schedule.batched and running):  # a batched schedule waits for the whole wave

@@ -69,8 +69,11 @@ def run_job(job: dict) -> list:
     save = job.get("save")  # a folder: keep each setting's parameters there (train --save's layout)
     try:
         graph = from_json(job["graph"])
+        states = job.get("resume") or {}  # setting key -> the training state it continues (cellsearch.nn.resume)
         results = train_and_evaluate(graph, get_task(job["task"], job["task_options"]), settings,
-                                     TrainConfig(**job["train"]), keep_params=bool(save))
+                                     TrainConfig(**job["train"]), keep_params=bool(save),
+                                     resume=[states.get(h.key()) for h in settings] if states else None,
+                                     keep_state=bool(job.get("keep_state")))
         out = [result_to_dict(r) for r in results]
         if save:
             from cellsearch.nn.checkpoint import save_trained

@@ -14,7 +14,11 @@ there (ties broken by the earlier step) and has not earned it yet. Before each s
 :meth:`Ladder.promotion` (highest rung first, as ASHA): if a child is due, the step promotes it
 instead of proposing a new one. Above the last screen rung is the **full evaluation**, the stages a
 child has without a ladder (the first task, then the rest, ``settings_per_task`` settings at full
-steps), so a score means what it always meant. A child that is never promoted keeps its fate
+steps), so a score means what it always meant. With ``continue_rungs`` (the default) a
+promoted child's next stage continues the settings of the rung it was promoted from, from their
+training states kept in the store (:mod:`cellsearch.nn.resume`): they reach what training them
+from scratch would, without compiling the cell's programs or training their first steps again
+(``benchmarks/README.md``, "Cheap-first screening"). A child that is never promoted keeps its fate
 ``screened`` with its rung and its rank at the time (``cellsearch show``, ``top --all``, the report).
 
 Decisions read only finished steps before the deciding step, so with one worker a search and its

@@ -16,7 +16,9 @@ screened child (:mod:`cellsearch.search.ladder`), or proposes a child (strategy 
    ``filtered``; its job stops once one setting passes (``filter_train.stop_on_pass``);
 3. **screen** (with a ladder, ``SearchConfig.screen``): the child trains its rung 0 and stops,
    ``screened``, with its rung score and rank; a later step promotes it when it ranks among the
-   best of the children at its rung (:mod:`cellsearch.search.ladder`), up the rungs to
+   best of the children at its rung (:mod:`cellsearch.search.ladder`), up the rungs to (each
+   stage of a promoted child continues the rung's settings from their kept training states,
+   ``continue_rungs``: :meth:`Search._carry`)
 4. **the hurdle**: the first task with ``settings_per_task`` settings (the parent's best
    ``carry_over`` settings among them, §3.2 [S1]); below ``hurdle`` (90 %) of its bar the child
    stops (``hurdle``). The bar is the baseline's best over as many settings
@@ -247,12 +249,16 @@ class Search:
         return out
 
     def _evaluate(self, cell_hash, graph_json, task, settings, step, bar: float = 0.0, *, steps: int | None = None,
-                  stored: str | None = None) -> Generator[dict, list[dict], tuple]:
+                  stored: str | None = None, keep_state: bool = False,
+                  resume_from: str | None = None) -> Generator[dict, list[dict], tuple]:
         """Yields the job for the settings not in the store; returns ``(best, failure)``: the
         failure is ``None``, ``("error", message)`` when no setting of the cell on this task
         finished, or ``("diverged", message)`` when every one diverged. With a ``bar`` (the
         stage's), the task's rungs stop settings that cannot reach it; ``steps`` and ``stored``
-        train a screen rung (its steps, one program of its settings) stored under its name."""
+        train a screen rung (its steps, one program of its settings) stored under its name, and
+        ``keep_state`` keeps its settings' training states. With ``resume_from`` (the rung below's
+        name) the settings with a kept state there continue it, and every setting trains in
+        programs of as many members as they are (the rung's program, not compiled again)."""
         name = stored or task
         done = self.store.done_keys(cell_hash, name)
         todo = [h for h in settings if h.key() not in done]
@@ -260,7 +266,13 @@ class Search:
             train = replace(self.cfg.train_config(task), bar=bar)  # without a bar (0) the rungs stop nothing
             if steps is not None:
                 train = replace(train, steps=steps, members=len(settings), rungs=(), bar=0.0)
-            yield make_job(self.cfg, cell_hash, graph_json, task, todo, train, step, stored)
+            job = make_job(self.cfg, cell_hash, graph_json, task, todo, train, step, stored)
+            kept = self.store.states(cell_hash, resume_from) if resume_from else {}
+            kept = {h.key(): kept[h.key()] for h in todo if h.key() in kept}
+            if kept:
+                job = {**job, "resume": kept, "resume_from": resume_from,
+                       "train": asdict(replace(train, members=len(kept)))}
+            yield {**job, "keep_state": True} if keep_state else job
         best = self.store.best(cell_hash, name)
         if best is None:
             return None, ("error", self.store.first_error(cell_hash, name) or "no setting was evaluated")
@@ -382,7 +394,17 @@ class Search:
         me = {"parent": row["parent"], "promoted_from": rung - 1}
         if rung < self.ladder.top:
             return (yield from self._screen("promote", k, h, row["graph"], row["parent"], rung, me, rng))
-        return (yield from self._full("promote", k, h, row["graph"], row["parent"], me, rng))
+        return (yield from self._full("promote", k, h, row["graph"], row["parent"], me, rng, from_rung=rung - 1))
+
+    def _carry(self, h: str, parent: str, task: str, from_rung: int | None) -> tuple[list[HParams], str | None]:
+        """A stage's first settings on ``task`` and where they continue from: the parent's best
+        ``carry_over``; for a promoted child (``from_rung``) with ``continue_rungs``, the settings
+        of the rung below first (they continue its kept states) and that rung's name."""
+        carry = best_settings(self.store, parent, task, self.cfg.carry_over)
+        if from_rung is None or not self.cfg.continue_rungs or task not in self.ladder.tasks:
+            return carry, None
+        below = self.ladder.rungs[from_rung].task(task)
+        return [HParams(**e["hparams"]) for e in self.store.evaluations(h, below)] + carry, below
 
     def _failed(self, kind: str, h: str, me: dict, stage: str, failure: tuple[str, str]) -> Outcome:
         """A child that failed on a stage: ``error`` (every setting crashed) or ``diverged``."""
@@ -390,13 +412,15 @@ class Search:
         return Outcome(kind, h, what, {**me, "stage": stage, "error": msg}, (what, None))
 
     def _screen(self, kind, k, h, js, parent, r, me, rng):
-        """Rung ``r`` of the ladder: the parent's best settings first, at the rung's steps; the
-        child stops ``screened`` with its rung score and its rank among the children there."""
+        """Rung ``r`` of the ladder: the parent's best settings first (above rung 0, the rung
+        below's, continued: :meth:`_carry`), at the rung's steps; the child stops ``screened`` with
+        its rung score and its rank among the children there."""
         rung = self.ladder.rungs[r]
         for t in self.ladder.tasks:
-            carry = best_settings(self.store, parent, t, self.cfg.carry_over)
+            carry, below = self._carry(h, parent, t, r - 1 if r else None)
             settings = self._settings(h, t, rung.settings, rng, k, carry, stored=rung.task(t))
-            _, failure = yield from self._evaluate(h, js, t, settings, k, steps=rung.steps[t], stored=rung.task(t))
+            _, failure = yield from self._evaluate(h, js, t, settings, k, steps=rung.steps[t], stored=rung.task(t),
+                                                   keep_state=self.cfg.continue_rungs, resume_from=below)
             if failure:
                 return self._failed(kind, h, me, rung.task(t), failure)
         score = self.ladder.score(h, r)
@@ -404,14 +428,16 @@ class Search:
         return Outcome(kind, h, "screened", {**me, "rung": r, "rung_score": score, "rank": rank, "of": n},
                        ("screened", None))
 
-    def _full(self, kind, k, h, js, parent, me, rng):
+    def _full(self, kind, k, h, js, parent, me, rng, from_rung: int | None = None):
         """The full evaluation: the hurdle on the first task, then every other task, the score and
-        the pool (stages 4 and 5 of the module docstring)."""
+        the pool (stages 4 and 5 of the module docstring); a child promoted from rung
+        ``from_rung`` continues that rung's settings (:meth:`_carry`)."""
         first, rest = self.cfg.tasks[0], self.cfg.tasks[1:]
         n = self.cfg.settings_per_task
         bar = self.bar(first, parent)
-        carry = best_settings(self.store, parent, first, self.cfg.carry_over)
-        best, failure = yield from self._evaluate(h, js, first, self._settings(h, first, n, rng, k, carry), k, bar)
+        carry, below = self._carry(h, parent, first, from_rung)
+        best, failure = yield from self._evaluate(h, js, first, self._settings(h, first, n, rng, k, carry), k, bar,
+                                                  resume_from=below)
         if failure:
             return self._failed(kind, h, me, first, failure)
         if best < bar:
@@ -421,9 +447,9 @@ class Search:
         # the child's score is below the floor, so its rungs may stop settings that cannot reach it.
         stopped = {}
         for t in rest:
-            carry = best_settings(self.store, parent, t, self.cfg.carry_over)
+            carry, below = self._carry(h, parent, t, from_rung)
             _, failure = yield from self._evaluate(h, js, t, self._settings(h, t, n, rng, k, carry), k,
-                                                   self.bar(t, parent))
+                                                   self.bar(t, parent), resume_from=below)
             if failure:
                 return self._failed(kind, h, me, t, failure)
             stopped = stopped or self._rung(h, t)

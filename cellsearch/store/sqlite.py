@@ -14,6 +14,9 @@ Tables (``schema_version`` 1; :data:`TABLES` lists them, read from :data:`SCHEMA
 * ``pool(cell_hash, added_step)``: the current pool (top-N, or the aging population).
 * ``confirmations(cell_hash, task, seed, steps, hparams, score, status, metrics, wall_s,
   created_at)``: the runs of ``cellsearch confirm``, apart from the search's evaluations.
+* ``states(cell_hash, task, hp_key, state)``: the training state of a screen rung's setting
+  (bytes the trainer wrote, :mod:`cellsearch.nn.resume`), which the child's next stage continues
+  if it is promoted; written with its evaluation, deleted once continued.
 
 A store is self-contained for reading: the cells' graphs, the settings and the baseline are in
 it, so ``top``, ``show``, ``export``, ``report`` and ``confirm`` need no search space file; only a
@@ -98,6 +101,13 @@ CREATE TABLE IF NOT EXISTS confirmations (
   wall_s REAL NOT NULL,
   created_at REAL NOT NULL,
   UNIQUE(cell_hash, task, seed, steps)
+);
+CREATE TABLE IF NOT EXISTS states (
+  cell_hash TEXT NOT NULL,
+  task TEXT NOT NULL,
+  hp_key TEXT NOT NULL,
+  state BLOB NOT NULL,
+  PRIMARY KEY (cell_hash, task, hp_key)
 );
 """
 TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))  # every table, in creation order
@@ -279,10 +289,20 @@ class Store:
 
     # -- evaluations ---------------------------------------------------------------------------
 
-    def add_evaluations(self, cell_hash: str, task: str, results: list[dict], step: int | None) -> None:
-        """Writes the results of one job (one transaction)."""
+    def add_evaluations(self, cell_hash: str, task: str, results: list[dict], step: int | None,
+                        continued: tuple[str, Iterable[str]] | None = None) -> None:
+        """Writes the results of one job, and their training states where they carry one
+        (``state``), in one transaction; ``continued``: ``(task, hp_keys)``, the states this job
+        continued, deleted in the same transaction."""
         with self.tx():
+            if continued:
+                for key in continued[1]:
+                    self.conn.execute("DELETE FROM states WHERE cell_hash=? AND task=? AND hp_key=?",
+                                      (cell_hash, continued[0], key))
             for r in results:
+                if r.get("state") and r["status"] != "error":
+                    self.conn.execute("INSERT OR REPLACE INTO states (cell_hash, task, hp_key, state) VALUES (?, ?, ?, ?)",
+                                      (cell_hash, task, r["hp_key"], sqlite3.Binary(r["state"])))
                 hp = r["hparams"]
                 self.conn.execute(
                     "INSERT OR IGNORE INTO evaluations (cell_hash, task, hp_key, hparams, seed, metrics, score, status,"
@@ -291,6 +311,11 @@ class Store:
                      json.dumps(r["metrics"]), float(r["score"]), r["status"], float(r["wall_s"]),
                      float(r["compile_s"]), step, time.time()),
                 )
+
+    def states(self, cell_hash: str, task: str) -> dict[str, bytes]:
+        """The training states kept for the cell's settings on ``task`` (a rung's name), by setting key."""
+        rows = self.conn.execute("SELECT hp_key, state FROM states WHERE cell_hash=? AND task=?", (cell_hash, task))
+        return {r[0]: bytes(r[1]) for r in rows}
 
     def graphs_evaluated(self, steps: Iterable[int]) -> list[str]:
         """The graphs (JSON) of the cells evaluated by ``steps``, in the order they were stored."""

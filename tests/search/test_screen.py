@@ -136,13 +136,21 @@ def test_every_setting_diverged_is_a_failure_not_a_score(tmp_path):
 
 def test_screened_children_are_ranked_and_the_best_earn_a_score_with_real_training(tmp_path, monkeypatch):
     """The ladder with real training: a crash in the middle of the search (a rung's evaluation
-    stored, its step not finished) resumes to the store the uninterrupted search writes."""
+    stored, its step not finished) resumes to the store the uninterrupted search writes, training
+    states included; a promoted child continued its rung's settings (``continue_rungs``)."""
     c = tiny_config(candidates=5, screen=((0.5, 1),), eta=2, reeval_prob=0.0,
                     train=TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3))
     crash_and_resume(c, tmp_path, monkeypatch, crash_at=9)
     with Store(str(tmp_path / "full.db"), write=False) as st:
         outcomes = {o["outcome"] for o in st.steps_outcomes(st.finished_steps())}
         assert "screened" in outcomes
+        promoted = {r["cell_hash"] for r in st.steps_rows() if r["kind"] == "promote"}
+        assert promoted
+        for h in promoted:  # its rung's setting continued from step 3 on each task; its other one is new
+            for t in c.tasks:
+                ev = st.evaluations(h, t)
+                assert [e["metrics"].get("continued_from") for e in ev] == [3, None]
+                assert ev[0]["hp_key"] == st.evaluations(h, f"{t}@3")[0]["hp_key"]
 
 
 def test_the_staged_search_still_stops_children_where_it_should_with_a_ladder(tmp_path):
@@ -171,3 +179,37 @@ def test_a_cell_is_re_evaluated_at_most_reeval_max_times(tmp_path, limit):
     with Store(db, write=False) as st:
         reevals = Counter(r["cell_hash"] for r in st.steps_rows() if r["kind"] == "reeval")
     assert reevals and max(reevals.values()) == limit
+
+
+@pytest.mark.slow
+def test_a_promoted_child_continues_its_rung_and_scores_as_if_trained_from_scratch(tmp_path):
+    """With ``continue_rungs`` a promoted child's full evaluation continues its rung's settings
+    from their kept training states: the same verdicts, pool and scores, bit for bit, as the same
+    search training them again from scratch (the rung's program holds as many members as the full
+    stage's here, so even the rounding is the same). A continued state is deleted; the states of
+    children never promoted are kept, for a later promotion."""
+    import sqlite3
+
+    from tests.search_helpers import dump
+
+    train = TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3)
+    stores, states = {}, set()
+    for keep in (True, False):
+        db = str(tmp_path / f"{keep}.db")
+        run_search(tiny_config(candidates=4, screen=((0.5, 2),), eta=2, reeval_prob=0.0, train=train,
+                               continue_rungs=keep), db)
+        stores[keep] = dump(db)
+        with sqlite3.connect(db) as con:
+            states = states if not keep else {(c, t) for c, t in con.execute("SELECT cell_hash, task FROM states")}
+    on, off = stores[True], stores[False]
+    assert on["steps"] == off["steps"] and on["pool"] == off["pool"] and on["cells"] == off["cells"]
+    strip = [(c, t, k, {m: v for m, v in met.items() if m != "continued_from"}, s, st)
+             for c, t, k, met, s, st in on["evals"]]
+    assert strip == off["evals"]
+    continued = {(c, t) for c, t, _, met, _, _ in on["evals"] if "continued_from" in met}
+    promoted = {s[2] for s in on["steps"] if s[1] == "promote"}
+    assert promoted and {c for c, _ in continued} == promoted
+    assert all(met["continued_from"] == 3 for *_, met, _, _ in [e for e in on["evals"] if "continued_from" in e[3]])
+    screened_out = {s[2] for s in on["steps"] if s[3] == "screened"} - promoted
+    assert not {c for c, _ in states} & promoted  # continued: deleted
+    assert screened_out and {c for c, _ in states} == screened_out  # kept for a later promotion
