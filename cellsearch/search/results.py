@@ -61,6 +61,19 @@ def ratio(mine: float | None, base: float | None) -> float | None:
     return mine / base
 
 
+def first_best(results: list[tuple[str, float]], n: int) -> float:
+    """The best over a cell's **first** ``n`` settings on a task, given its results there in the
+    order stored (``(hp_key, score)``, as :meth:`~cellsearch.store.sqlite.Store.results_table`
+    reads them: a diverged setting counts 0, a crashed one is not a setting; 0 if it has none), as a
+    child's best is over its ``n``: what the hurdle and the pool's entry compare at equal settings
+    (:meth:`cellsearch.search.steps.Search.bar`).
+
+    >>> first_best([("a", 0.4), ("b", 0.0), ("c", 0.9)], 2), first_best([], 4)
+    (0.4, 0.0)
+    """
+    return max((v for _, v in results[:n]), default=0.0)
+
+
 class Scores:
     """Every cell's best per task, read once; :meth:`score` and :meth:`ratios` from it."""
 
@@ -85,11 +98,8 @@ class Scores:
         return max(v for i, (k, v) in enumerate(base) if i < len(mine) or k in shared) if mine else None
 
     def first(self, cell_hash: str, task: str, n: int) -> float:
-        """The cell's best on ``task`` over its **first** ``n`` settings in the order stored (a
-        diverged setting counts 0, a crashed one is not a setting; 0 if it has none), as a
-        child's best is over its ``n``: what the hurdle and the pool's entry compare at equal
-        settings (:meth:`cellsearch.search.steps.Search.bar`)."""
-        return max((v for _, v in self.results.get((cell_hash, task), [])[:n]), default=0.0)
+        """The cell's best on ``task`` over its **first** ``n`` settings (:func:`first_best`)."""
+        return first_best(self.results.get((cell_hash, task), []), n)
 
     def ratios(self, cell_hash: str) -> dict[str, float | None]:
         return {t: ratio(self.best.get((cell_hash, t)), self.reference(cell_hash, t)) for t in self.config.tasks}

@@ -59,7 +59,7 @@ from cellsearch.evolve.strategies import PoolView, make_strategy
 from cellsearch.hparams import HParams, seeded
 from cellsearch.search.config import SearchConfig
 from cellsearch.search.ladder import Ladder
-from cellsearch.search.results import MIN_BASELINE, Scores
+from cellsearch.search.results import MIN_BASELINE, Scores, first_best
 from cellsearch.store.sqlite import Store
 from cellsearch.tasks import get_task, task_options
 
@@ -159,8 +159,8 @@ class Search:
 
     def first_best(self, cell_hash: str, task: str, n: int) -> float:
         """A cell's best over its **first** ``n`` settings on ``task`` (those of the step that
-        evaluated it: :meth:`cellsearch.search.results.Scores.first`)."""
-        return Scores(self.store, self.cfg).first(cell_hash, task, n)
+        evaluated it: :func:`cellsearch.search.results.first_best`), from its own results alone."""
+        return first_best(self.store.results_table(cell_hash, task).get((cell_hash, task), []), n)
 
     def baseline_bar(self, task: str, n: int) -> float:
         """What the hurdle compares a child with: the baseline's best over its first ``n`` settings

@@ -359,12 +359,16 @@ class Store:
                                 " WHERE cell_hash=? AND task=? AND status != 'error'", (cell_hash, task)).fetchone()
         return None if row[1] == 0 else float(row[0])
 
-    def results_table(self) -> dict[tuple[str, str], list[tuple[str, float]]]:
+    def results_table(self, cell_hash: str | None = None, task: str | None = None
+                      ) -> dict[tuple[str, str], list[tuple[str, float]]]:
         """Every (cell, task) pair's finished settings in the order stored, as ``(hp_key, score)``
-        (a diverged setting scores 0; a crashed one is not a result), in one query."""
+        (a diverged setting scores 0; a crashed one is not a result), in one query; with
+        ``cell_hash`` and ``task``, that pair's alone (an indexed lookup)."""
         out: dict[tuple[str, str], list[tuple[str, float]]] = {}
+        one = cell_hash is not None and task is not None
         rows = self.conn.execute("SELECT cell_hash, task, hp_key, CASE WHEN status='ok' THEN score ELSE 0 END"
-                                 " FROM evaluations WHERE status != 'error' ORDER BY id")
+                                 " FROM evaluations WHERE status != 'error'" + (" AND cell_hash=? AND task=?" if one else "")
+                                 + " ORDER BY id", (cell_hash, task) if one else ())
         for h, t, k, v in rows:
             out.setdefault((h, t), []).append((k, float(v)))
         return out
