@@ -117,9 +117,11 @@ class SearchConfig:
     # rung, ranked against each other, earn the next; () is off (cellsearch.search.ladder)
     screen: tuple[tuple[float, int], ...] = ((0.05, 2), (0.2, 5))
     screen_tasks: int = 0  # the tasks a rung trains: the first k of `tasks` (0: all)
-    # a promoted child's next stage continues its rung's settings where the rung stopped (the same
-    # numbers as training them from scratch, without compiling or training their first steps again:
-    # cellsearch.nn.resume); the store keeps each rung setting's training state for it
+    # a promoted child's next stage continues its rung's settings where the rung stopped, in programs
+    # of the rung's member count: the numbers of training them from scratch in such a program, without
+    # compiling or training their first steps again (cellsearch.nn.resume; benchmarks/README.md,
+    # "Cheap-first screening": 6 % less time a promoted child on this CPU); the store keeps each rung
+    # setting's training state for it
     continue_rungs: bool = True
     eta: int = 3
     aging_population: int = 20

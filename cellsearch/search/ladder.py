@@ -16,9 +16,10 @@ instead of proposing a new one. Above the last screen rung is the **full evaluat
 child has without a ladder (the first task, then the rest, ``settings_per_task`` settings at full
 steps), so a score means what it always meant. With ``continue_rungs`` (the default) a
 promoted child's next stage continues the settings of the rung it was promoted from, from their
-training states kept in the store (:mod:`cellsearch.nn.resume`): they reach what training them
-from scratch would, without compiling the cell's programs or training their first steps again
-(``benchmarks/README.md``, "Cheap-first screening"). A child that is never promoted keeps its fate
+training states kept in the store (:mod:`cellsearch.nn.resume`), in programs of the rung's member
+count: they reach what training them from scratch in such a program would, without compiling the
+cell's programs or training their first steps again (``benchmarks/README.md``, "Cheap-first
+screening"). A child that is never promoted keeps its fate
 ``screened`` with its rung and its rank at the time (``cellsearch show``, ``top --all``, the report).
 
 Decisions read only finished steps before the deciding step, so with one worker a search and its
