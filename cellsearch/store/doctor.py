@@ -92,6 +92,9 @@ def recover(path: str, out: str) -> dict[str, dict[str, int]]:
         try:
             with Store(out) as new:
                 for table in TABLES:
+                    if _absent(src, table):  # older than the table: nothing lost, nothing to copy
+                        report[table] = {"rows": 0, "unreadable": 0}
+                        continue
                     try:
                         rows, failed = _rows(src, table)
                     except sqlite3.DatabaseError:  # the table itself cannot be found
@@ -105,6 +108,15 @@ def recover(path: str, out: str) -> dict[str, dict[str, int]]:
         finally:
             src.close()
     return report
+
+
+def _absent(con: sqlite3.Connection, table: str) -> bool:
+    """Whether the store never had ``table`` (a store written before the table existed); ``False``
+    when its schema cannot be read, so the table is tried anyway."""
+    try:
+        return con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone() is None
+    except sqlite3.DatabaseError:
+        return False
 
 
 def _columns(con: sqlite3.Connection, table: str) -> list[str]:

@@ -35,3 +35,18 @@ def test_a_recovered_store_keeps_its_confirmations_and_every_other_table(tmp_pat
     with Store(out, write=False) as st:
         assert [r["score"] for r in st.confirmations()] == [0.4 + seed / 100 for seed in range(3)]
         assert baseline_of(st)[1] == base  # the meta table came along: the store still reads alone
+
+
+def test_a_store_older_than_a_table_recovers_without_unreadable_rows(tmp_path):
+    """A store written before a table existed (``states`` came later) is not damaged where it lacks
+    it: ``doctor`` copies the rest and reports the table empty, not thousands of unreadable rows."""
+    db, out = str(tmp_path / "s.db"), str(tmp_path / "r.db")
+    run_search(cfg(candidates=2), db, executor=Scripted(staged))
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE states")
+    con.commit()
+    con.close()
+    got = recover(db, out)
+    assert got["states"] == {"rows": 0, "unreadable": 0}
+    assert all(got[t]["unreadable"] == 0 and got[t]["rows"] == count(db, t) for t in TABLES if t != "states")
+    assert count(out, "cells") > 0 and check(out) == []
