@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 
 from cellsearch.errors import StorageError
-from cellsearch.store.sqlite import TABLES, Store, explain, is_sqlite_file
+from cellsearch.store.sqlite import TABLES, Store, explain, has_table, is_sqlite_file
 
 _GAP = 2000  # rowids tried past the last readable row when the table's end cannot be read
 
@@ -114,7 +114,7 @@ def _absent(con: sqlite3.Connection, table: str) -> bool:
     """Whether the store never had ``table`` (a store written before the table existed); ``False``
     when its schema cannot be read, so the table is tried anyway."""
     try:
-        return con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone() is None
+        return not has_table(con, table)
     except sqlite3.DatabaseError:
         return False
 

@@ -149,6 +149,11 @@ def explain(path: str, e: BaseException) -> StorageError:
     return StorageError(f"the store {path!r} failed (SQLite: {msg})")
 
 
+def has_table(con: sqlite3.Connection, name: str) -> bool:
+    """Whether the database behind ``con`` has table ``name``."""
+    return con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+
 def _in(values: Iterable[int]) -> tuple[str, list[int]]:
     """``"(?, ?, ...)"`` and the distinct values, sorted, for an SQL ``IN`` list."""
     want = sorted(set(values))
@@ -492,8 +497,7 @@ class Store:
     def has_table(self, name: str) -> bool:
         """Whether the store has table ``name`` (a store written before the table existed, opened
         only to read, lacks it)."""
-        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() \
-            is not None
+        return has_table(self.conn, name)
 
     def add_confirmation(self, cell_hash: str, task: str, seed: int, steps: int, hparams: dict, result: dict) -> None:
         """Stores one confirmation run (one transaction)."""
