@@ -27,7 +27,6 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 
 from common import table
 
@@ -37,7 +36,7 @@ def measure(db: str, children: int | None) -> list[dict]:
     from cellsearch.hparams import HParams
     from cellsearch.nn.train import train_and_evaluate
     from cellsearch.search.results import stored_config
-    from cellsearch.search.steps import Search
+    from cellsearch.search.steps import Search, stage_train
     from cellsearch.store.sqlite import Store
     from cellsearch.tasks import get_task, task_options
 
@@ -62,15 +61,15 @@ def measure(db: str, children: int | None) -> list[dict]:
             full = [HParams(**e["hparams"]) for e in store.evaluations(h, t)][:cfg.settings_per_task]
             if not rung or not full:
                 continue
-            base = replace(cfg.train_config(t), bar=search.bar(t, cell["parent"]))
-            states = train_and_evaluate(graph, task, rung, replace(base, steps=top.steps[t], members=len(rung), rungs=(),
-                                                                   bar=0.0), keep_state=True)
+            bar = search.bar(t, cell["parent"])
+            states = train_and_evaluate(graph, task, rung, stage_train(cfg, t, steps=top.steps[t], settings=len(rung)),
+                                        keep_state=True)
             kept = {r.hparams.key(): r.state for r in states}
             t0 = time.perf_counter()
-            cont = train_and_evaluate(graph, task, full, replace(base, members=len(kept)),
+            cont = train_and_evaluate(graph, task, full, stage_train(cfg, t, bar, continued=len(kept)),
                                       resume=[kept.get(s.key()) for s in full])
             t1 = time.perf_counter()
-            scratch = train_and_evaluate(graph, task, full, base)
+            scratch = train_and_evaluate(graph, task, full, stage_train(cfg, t, bar))
             t2 = time.perf_counter()
             rows.append({"cell": h, "task": t, "continued_s": round(t1 - t0, 2),
                          "continued_compile_s": round(sum(r.compile_s for r in cont), 2),

@@ -52,6 +52,7 @@ import numpy as np
 from cellsearch.cell.canon import structural_hash
 from cellsearch.cell.graph import from_json, to_json
 from cellsearch.cell.probe import ProbeConfig, liveness
+from cellsearch.config import TrainConfig
 from cellsearch.errors import MutationFailed, SearchStopped
 from cellsearch.evolve.mutate import mutate_live
 from cellsearch.evolve.spaces import load_space
@@ -103,6 +104,18 @@ def make_job(cfg: SearchConfig, cell_hash: str, graph_json: str, task: str, sett
             "task_options": task_options(task, cfg.task_options.get(task), cfg.data_dir),
             "settings": [asdict(h) for h in settings], "train": asdict(train), "cell": cell_hash, "step": step,
             **({"store_as": store_as} if store_as else {})}
+
+
+def stage_train(cfg: SearchConfig, task: str, bar: float = 0.0, *, steps: int | None = None, settings: int = 0,
+                continued: int = 0) -> TrainConfig:
+    """The schedule a stage trains ``task`` under: the task's, with the stage's ``bar`` (without
+    one, 0, the task's rungs stop nothing); a screen rung (``steps``) trains its ``settings`` in
+    one program for its steps, without rungs or bar; a stage that continues ``continued`` kept
+    states runs programs of that many members (the rung's, not compiled again)."""
+    train = replace(cfg.train_config(task), bar=bar)
+    if steps is not None:
+        train = replace(train, steps=steps, members=settings, rungs=(), bar=0.0)
+    return replace(train, members=continued) if continued else train
 
 
 def best_settings(store: Store, cell_hash: str, task: str, k: int) -> list[HParams]:
@@ -263,15 +276,12 @@ class Search:
         done = self.store.done_keys(cell_hash, name)
         todo = [h for h in settings if h.key() not in done]
         if todo:
-            train = replace(self.cfg.train_config(task), bar=bar)  # without a bar (0) the rungs stop nothing
-            if steps is not None:
-                train = replace(train, steps=steps, members=len(settings), rungs=(), bar=0.0)
-            job = make_job(self.cfg, cell_hash, graph_json, task, todo, train, step, stored)
             kept = self.store.states(cell_hash, resume_from) if resume_from else {}
             kept = {h.key(): kept[h.key()] for h in todo if h.key() in kept}
+            train = stage_train(self.cfg, task, bar, steps=steps, settings=len(settings), continued=len(kept))
+            job = make_job(self.cfg, cell_hash, graph_json, task, todo, train, step, stored)
             if kept:
-                job = {**job, "resume": kept, "resume_from": resume_from,
-                       "train": asdict(replace(train, members=len(kept)))}
+                job = {**job, "resume": kept, "resume_from": resume_from}
             yield {**job, "keep_state": True} if keep_state else job
         best = self.store.best(cell_hash, name)
         if best is None:
