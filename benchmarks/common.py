@@ -74,6 +74,21 @@ def preset_config(preset: str, seed: int):
     return quick_config(seed=seed) if preset == "quick" else SearchConfig(seed=seed)
 
 
+def first_settings(cfg, task: str, rng, n: int, *, spread: bool | None = None) -> list:
+    """``n`` different grid points of ``task``'s grid (seed 0), drawn one at a time as
+    ``Search._settings`` draws a cell's first settings on a task (``spread``: learning rates not
+    drawn yet first; default: as ``cfg.spread_rates`` says)."""
+    spread = cfg.spread_rates if spread is None else spread
+    space, out = cfg.hparam_space(task), []
+    for _ in range(50 * n):
+        if len(out) >= n:
+            break
+        (h,) = space.sample(rng, 1, spread_rates=spread, tried_rates=tuple(x.learning_rate for x in out))
+        if h not in out:
+            out.append(h)
+    return out
+
+
 def quick_seed_best(cell: str, name: str, task, seed: int, steps: int = 0, *, preset: str = "quick",
                     settings: int = 0) -> float:
     """The best score of seed cell ``cell`` on task ``name`` (a built ``task``) trained as a
@@ -90,7 +105,7 @@ def quick_seed_best(cell: str, name: str, task, seed: int, steps: int = 0, *, pr
 
     cfg = preset_config(preset, seed)
     rng = np.random.default_rng([seed, 0])
-    settings_ = [seeded(h, seed) for h in cfg.hparam_space(name).sample(rng, cfg.init_settings)]
+    settings_ = [seeded(h, seed) for h in first_settings(cfg, name, rng, cfg.init_settings)]
     if settings:
         settings_ = settings_[:settings]
     train = cfg.train_config(name)

@@ -34,7 +34,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from common import device, spearman, spearman_interval
+from common import device, first_settings, spearman, spearman_interval
 
 
 def best(results) -> float:
@@ -81,7 +81,7 @@ def main():
         rng = np.random.default_rng([args.seed, 0])
         picks = {}
         for t, task in tasks.items():
-            hs = [seeded(h, args.seed) for h in cfg.hparam_space(t).sample(rng, cfg.init_settings)]
+            hs = [seeded(h, args.seed) for h in first_settings(cfg, t, rng, cfg.init_settings)]
             rs = train_and_evaluate(find_seed(name), task, hs, replace(full_tc[t], members=len(hs)), keep_params=True)
             top = sorted(range(len(rs)), key=lambda i: -(rs[i].score if rs[i].status == "ok" else 0.0))[:2]
             picks[t] = ([hs[i] for i in top], [rs[i].params for i in top], best(rs))

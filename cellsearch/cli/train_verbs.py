@@ -89,7 +89,8 @@ def _train_settings(args, graph, explicit: bool) -> int:
         settings = [replace(base, seed=s) for s in (args.seeds or (args.seed,))]
     else:
         space = HParamSpace(layers=layers, param_budget=(budget,))
-        settings = space.sample(np.random.default_rng(args.seed), args.settings, seed_base=args.seed * 1000)
+        settings = space.sample(np.random.default_rng(args.seed), args.settings, seed_base=args.seed * 1000,
+                                spread_rates=True)  # K settings, K different learning rates while any is left
     given = {"batch_size": args.batch_size, "schedule": args.schedule}
     cfg = TrainConfig(steps=args.steps, steps_per_epoch=args.steps_per_epoch, data_seed=args.seed,
                       dtype=resolve_dtype(args.dtype),

@@ -34,7 +34,7 @@ PAPER_TASKS = ("arithmetic", "xml", "ptb")  # §3.2 [I]: the paper's order; the 
 BARS = ("lineage", "baseline")
 # what a search stored before a setting existed ran as: a resumed old store keeps its behaviour
 LEGACY = {"bars": "baseline", "screen": (), "admit_margin": 0.0, "filter_carry": False, "reeval_max": 0,
-          "reference": "all", "continue_rungs": False}
+          "reference": "all", "continue_rungs": False, "spread_rates": False}
 REFERENCES = ("matched", "all")
 
 
@@ -81,6 +81,11 @@ class SearchConfig:
     pool_size: int = 100  # §3.1 top-100 list
     settings_per_task: int = 20  # §3.2: 20 random settings per task
     init_settings: int = 20  # settings for the pool seeds and the baseline at the start
+    # departure: a cell's random settings on a task draw learning rates it has not tried there yet
+    # first (HParamSpace.sample's spread_rates), so the baseline and the start cover the rates that
+    # decide their scores; independent draws (the paper's) made one search's GRU miss its best rates
+    # (benchmarks/README.md, "Settings a search starts from")
+    spread_rates: bool = True
     reeval_prob: float = 0.5  # [I] re-evaluate vs mutate (the paper's split is unknown)
     # departure: a cell is re-evaluated at most this often (0: no limit); past it, the step proposes a
     # child of it instead. A small pool (a search from one seed) otherwise spends most of its time

@@ -160,6 +160,41 @@ def test_bad_settings_are_clear_errors(tmp_path):
         Store(str(p))
 
 
+def test_a_cells_settings_spread_over_the_learning_rates(tmp_path):
+    """A cell's first 4 settings on a task have 4 different learning rates, and a later draw
+    tries the rates it has not tried yet first; with ``spread_rates=False`` (stores from before
+    the setting) the draws are independent and repeat rates."""
+    import numpy as np
+
+    from cellsearch.hparams import HParamSpace
+
+    grid = HParamSpace(layers=(1,), param_budget=(200,), learning_rate=(0.1, 0.3, 0.5, 1.0, 2.0, 3.0),
+                       init_scale=(0.5, 1.0, 2.0), max_grad_norm=(1.0, 5.0, 10.0))
+    cell = "c" * 16
+    for spread in (True, False):
+        c = tiny_config(hparams=grid, spread_rates=spread)
+        with Store(str(tmp_path / f"{spread}.db")) as st:
+            st.set_meta("config", c.to_json())
+            s = Search(c, st)
+            draws = [s._settings(cell, "arithmetic", 4, np.random.default_rng(k), 0) for k in range(40)]
+            assert all(len(set(d)) == 4 for d in draws)
+            rates = [len({h.learning_rate for h in d}) for d in draws]
+            assert (min(rates) == 4) if spread else (min(rates) < 4)
+            if spread:
+                st.add_evaluations(cell, "arithmetic", [fake_result(0.5, learning_rate=h.learning_rate, seed=h.seed)
+                                                        for h in draws[0]], 0)
+                later = s._settings(cell, "arithmetic", 2, np.random.default_rng(99), 1)
+                assert {h.learning_rate for h in later} == set(grid.learning_rate) - {h.learning_rate for h in draws[0]}
+
+
+def test_an_old_store_keeps_drawing_settings_independently():
+    import json
+
+    old = json.loads(tiny_config().to_json())
+    del old["spread_rates"]
+    assert SearchConfig.from_json(json.dumps(old)).spread_rates is False
+
+
 def test_config_json_round_trip():
     for c in (SearchConfig(), quick_config(), tiny_config(strategy="random")):
         assert SearchConfig.from_json(c.to_json()) == c
