@@ -235,8 +235,9 @@ class Search:
     def _settings(self, cell_hash: str, task: str, n: int, rng, step: int, carry: list[HParams] = (),
                   replicates: bool = False, stored: str | None = None) -> list[HParams]:
         """``n`` settings not evaluated for this cell and task (stored as ``stored``, a screen rung's
-        name, if given) by an earlier step: ``carry`` first, then random grid points (with ``spread_rates``,
-        learning rates the cell has not tried on the task first). A setting's seed is derived from its grid point, so it is stable; a resumed step chooses exactly the
+        name, if given) by an earlier step: ``carry`` first, then random grid points (with
+        ``spread_rates``, learning rates the cell has not tried on the task first). A setting's
+        seed is derived from its grid point, so it is stable; a resumed step chooses exactly the
         settings it chose before. With ``replicates`` (re-evaluations) a point drawn again is
         trained with a new seed (:func:`~cellsearch.hparams.seeded`'s replicate 1, 2, ...), so
         re-evaluating samples seed noise and never runs out of settings; without, a grid that is
