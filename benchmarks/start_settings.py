@@ -10,11 +10,12 @@ stopped). It then draws ``--draws`` searches' initial settings under each rule o
 :meth:`cellsearch.hparams.HParamSpace.sample` (``uniform``: independent points, as searches drew
 them before ``spread_rates``; ``spread``: learning rates not yet drawn first) and reports the
 distribution of the first cell's score against the second's (the lowest task's ratio of their
-best scores, as a search scores it), and how often the baseline missed its best learning rate,
-and both of its best two, on each task.
+best scores, as a search scores it), how often the baseline missed its best learning rate, and
+both of its best two, on each task, and how far its best drawn is from its best on the whole grid.
 
     python start_settings.py train --cells Tanh,GRU --grid /tmp/grid.jsonl   # one process per cell fits 2 cores
     python start_settings.py simulate --cells Tanh,GRU --grid /tmp/grid.jsonl
+    python start_settings.py simulate --grid /tmp/grid.jsonl --inits 0.5,1,2   # the grid before 2026-12-07
 
 ``--replicate R`` trains each point again with another seed (its replicate R); the simulation
 then takes one replicate of each drawn point at random, so the swing it reports is the
@@ -35,14 +36,24 @@ from common import device, first_settings, preset_config
 TASKS = ("arithmetic", "xml")
 
 
-def train(cells: list[str], grid: Path, replicate: int) -> None:
+def quick(inits: str):
+    """``--quick``'s search config, its grid's initial scales replaced by ``inits`` (if given)."""
+    from dataclasses import replace
+
+    cfg = preset_config("quick", 0)
+    if inits:
+        cfg = replace(cfg, hparams=replace(cfg.hparams, init_scale=tuple(float(v) for v in inits.split(","))))
+    return cfg
+
+
+def train(cells: list[str], grid: Path, replicate: int, inits: str) -> None:
     from cellsearch.evolve.spaces import find_seed
     from cellsearch.hparams import seeded
     from cellsearch.nn.train import enable_compilation_cache, train_and_evaluate
     from cellsearch.tasks import get_task
 
     enable_compilation_cache()
-    cfg = preset_config("quick", 0)
+    cfg = quick(inits)
     done = {(r["cell"], r["task"], r["key"], r.get("replicate", 0)) for r in _read(grid)}
     print(f"# device: {device()}; {len(done)} runs stored in {grid}", flush=True)
     for task_name in TASKS:
@@ -63,14 +74,14 @@ def train(cells: list[str], grid: Path, replicate: int) -> None:
                 print(f"{cell} {task_name} {i + len(batch)}/{len(todo)} {time.perf_counter() - t:.1f}s", flush=True)
 
 
-def simulate(cells: list[str], grid: Path, draws: int, seed: int) -> None:
-    cfg = preset_config("quick", 0)
+def simulate(cells: list[str], grid: Path, draws: int, seed: int, inits: str) -> None:
+    cfg = quick(inits)
     runs: dict[tuple, list[float]] = {}
     for r in _read(grid):
         runs.setdefault((r["cell"], r["task"], r["key"]), []).append(0.0 if r["diverged"] else r["score"])
     start, base = cells
     n = cfg.init_settings
-    best_lr, reps = {}, min(len(v) for v in runs.values())
+    best_lr, grid_best, reps = {}, {}, min(len(v) for v in runs.values())
     for t in TASKS:
         pts = [_point(h) for h in cfg.hparam_space(t).points()]
         missing = sorted({(c, t) for c in cells for p in pts if (c, t, p) not in runs})
@@ -81,12 +92,14 @@ def simulate(cells: list[str], grid: Path, draws: int, seed: int) -> None:
             lr = json.loads(p)["learning_rate"]
             by_lr[lr] = max(by_lr.get(lr, 0.0), float(np.mean(runs[(base, t, p)])))
         best_lr[t] = sorted(by_lr, key=by_lr.get)[-2:]  # its best two rates
+        grid_best[t] = max(by_lr.values())
         print(f"# {t}: {base}'s best per learning rate (mean of replicates) "
               f"{json.dumps({k: round(v, 4) for k, v in by_lr.items()})}", flush=True)
     print(f"# {reps} replicate(s) per point; each draw takes one replicate of each point at random")
     for rule in ("uniform", "spread"):
         rng = np.random.default_rng(seed)
         ratios, missed, missed2 = [], {t: 0 for t in TASKS}, {t: 0 for t in TASKS}
+        share = {t: [] for t in TASKS}  # the baseline's best drawn, over its best on the whole grid
         for _ in range(draws):
             per_task = []
             for t in TASKS:
@@ -95,6 +108,7 @@ def simulate(cells: list[str], grid: Path, draws: int, seed: int) -> None:
                     hs = first_settings(cfg, t, rng, n, spread=rule == "spread")
                     best[c] = max(runs[(c, t, _point(h))][rng.integers(reps)] for h in hs)
                     if c == base:
+                        share[t].append(best[c] / grid_best[t])
                         drawn = {h.learning_rate for h in hs}
                         missed[t] += best_lr[t][-1] not in drawn
                         missed2[t] += not drawn & set(best_lr[t])
@@ -105,7 +119,10 @@ def simulate(cells: list[str], grid: Path, draws: int, seed: int) -> None:
         print(json.dumps({"rule": rule, "draws": draws, "settings": n, "mean": round(float(r.mean()), 4),
                           "sd": round(float(r.std(ddof=1)), 4), "q05_25_50_75_95": [round(float(v), 4) for v in q],
                           "baseline_missed_best_lr": {t: round(missed[t] / draws, 3) for t in TASKS},
-                          "baseline_missed_best_2_lrs": {t: round(missed2[t] / draws, 3) for t in TASKS}}), flush=True)
+                          "baseline_missed_best_2_lrs": {t: round(missed2[t] / draws, 3) for t in TASKS},
+                          "baseline_share_of_grid_best": {t: round(float(np.mean(share[t])), 3) for t in TASKS},
+                          "baseline_below_0.95_of_it": {t: round(float(np.mean(np.array(share[t]) < 0.95)), 3)
+                                                        for t in TASKS}}), flush=True)
 
 
 def _point(h) -> str:
@@ -125,15 +142,16 @@ def main():
     ap.add_argument("--grid", type=Path, required=True, help="JSON lines of the grid's runs")
     ap.add_argument("--draws", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--inits", default="", help="the grid's initial scales instead of the preset's, e.g. 0.5,1,2")
     ap.add_argument("--replicate", type=int, default=0, help="train: the point's replicate seed (0: search seed 0's)")
     args = ap.parse_args()
     cells = args.cells.split(",")
     if args.phase == "train":
-        train(cells, args.grid, args.replicate)
+        train(cells, args.grid, args.replicate, args.inits)
     else:
         if len(cells) != 2:
             raise SystemExit("simulate: --cells names the start and the baseline, e.g. Tanh,GRU")
-        simulate(cells, args.grid, args.draws, args.seed)
+        simulate(cells, args.grid, args.draws, args.seed, args.inits)
 
 
 if __name__ == "__main__":
