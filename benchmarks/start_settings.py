@@ -81,7 +81,7 @@ def simulate(cells: list[str], grid: Path, draws: int, seed: int, inits: str) ->
         runs.setdefault((r["cell"], r["task"], r["key"]), []).append(0.0 if r["diverged"] else r["score"])
     start, base = cells
     n = cfg.init_settings
-    best_lr, grid_best, reps = {}, {}, min(len(v) for v in runs.values())
+    best_two, grid_best, reps = {}, {}, min(len(v) for v in runs.values())
     for t in TASKS:
         pts = [_point(h) for h in cfg.hparam_space(t).points()]
         missing = sorted({(c, t) for c in cells for p in pts if (c, t, p) not in runs})
@@ -91,7 +91,7 @@ def simulate(cells: list[str], grid: Path, draws: int, seed: int, inits: str) ->
         for p in pts:
             lr = json.loads(p)["learning_rate"]
             by_lr[lr] = max(by_lr.get(lr, 0.0), float(np.mean(runs[(base, t, p)])))
-        best_lr[t] = sorted(by_lr, key=by_lr.get)[-2:]  # its best two rates
+        best_two[t] = sorted(by_lr, key=by_lr.get)[-2:]  # its best two rates, the best last
         grid_best[t] = max(by_lr.values())
         print(f"# {t}: {base}'s best per learning rate (mean of replicates) "
               f"{json.dumps({k: round(v, 4) for k, v in by_lr.items()})}", flush=True)
@@ -110,8 +110,8 @@ def simulate(cells: list[str], grid: Path, draws: int, seed: int, inits: str) ->
                     if c == base:
                         share[t].append(best[c] / grid_best[t])
                         drawn = {h.learning_rate for h in hs}
-                        missed[t] += best_lr[t][-1] not in drawn
-                        missed2[t] += not drawn & set(best_lr[t])
+                        missed[t] += best_two[t][-1] not in drawn
+                        missed2[t] += not drawn & set(best_two[t])
                 per_task.append(best[start] / best[base])
             ratios.append(min(per_task))
         r = np.array(ratios)
