@@ -2,7 +2,8 @@
 
 As AutoML-Zero reports rediscovery: for each search space, strategy and search seed, a ``--quick``
 search started from one seed cell (``--start``, default the tanh RNN) for ``--hours``; then its top
-``--top`` cells are confirmed with ``--confirm-seeds`` fresh paired seeds, together with the start
+``--top`` cells are confirmed with ``--confirm-seeds`` fresh paired seeds (each at its best
+``--confirm-settings`` settings per task, judged at the best; default 1), together with the start
 cell itself. A search **succeeds** at ``1.05x`` (``1.1x``) when a child's confirmed score is at
 least 1.05 (1.1) times the start cell's confirmed score. Reported per search: the best confirmed
 ratio to the start, the minutes and the evaluations (settings trained) until the successful child
@@ -78,7 +79,8 @@ def launch(args, jobs: list[dict]) -> None:
                 continue
             start = start_hash(j["db"], args.start)
             cells = ["--cells", ",".join(start)] if start else []
-            c = run(["confirm", "--db", j["db"], "-k", str(args.top), "--seeds", str(args.confirm_seeds), *cells],
+            c = run(["confirm", "--db", j["db"], "-k", str(args.top), "--seeds", str(args.confirm_seeds),
+                     "--settings", str(args.confirm_settings), *cells],
                     core, j["log"])
             running[c] = (j, core, "confirm")
 
@@ -157,6 +159,8 @@ def main():
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--top", type=int, default=3, help="cells confirmed per search")
     ap.add_argument("--confirm-seeds", type=int, default=5)
+    ap.add_argument("--confirm-settings", type=int, default=1,
+                    help="each cell (and the GRU) confirmed at its best N settings per task, judged at the best")
     ap.add_argument("--cores", default=None, help="run one search per listed core at a time (taskset)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a search setting for every search (as `cellsearch search --set`)")

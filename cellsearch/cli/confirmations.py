@@ -17,7 +17,7 @@ def print_summary(conf: dict[str, dict], searched: dict[str, float | None] | Non
     for cell, c in sorted(conf.items(), key=lambda kv: -kv[1]["score"]):
         per = "; ".join(f"{t} {p['mean']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] {p['verdict']} ({p['pairs']} pairs"
                         + (f", {p['left_out']} left out" if p["left_out"] else "")
-                        + _failed_note(p) + ")"
+                        + _failed_note(p) + _setting_note(p) + ")"
                         for t, p in c["tasks"].items())
         was = f"search-time {searched[cell]:.4f}, " if searched.get(cell) is not None else ""
         print(f"{cell}: {was}confirmed {c['score']:.4f}, {c['verdict']} ({c['steps']} steps per run): {per}")
@@ -46,6 +46,21 @@ def winners_curse(conf: dict[str, dict], searched: dict[str, float | None]) -> s
 def _failed_note(p: dict) -> str:
     """``, failed on 2 of 5 seeds`` for a task on which the cell diverged or crashed, else nothing."""
     return f", failed on {p['failed']} of {p['pairs']} seeds" if p.get("failed") else ""
+
+
+def _setting_note(p: dict) -> str:
+    """``, at lr 1, init 2, clip 5: the best of 2 settings`` for a task confirmed at several
+    settings (the one it was judged at), else nothing.
+
+    >>> _setting_note({"settings": 2, "setting": {"learning_rate": 1.0, "init_scale": 2.0, "max_grad_norm": 5.0}})
+    ', at lr 1, init 2, clip 5: the best of 2 settings'
+    """
+    if p.get("settings", 1) < 2:
+        return ""
+    h = p["setting"]
+    names = (("learning_rate", "lr"), ("init_scale", "init"), ("max_grad_norm", "clip"))
+    at = ", ".join(f"{short} {h[k]:g}" for k, short in names if k in h)
+    return f", at {at}: the best of {p['settings']} settings"
 
 
 COLOURS = {"better": "#2e8b57", "tie": "#888888", "unstable": "#e69500", "worse": "#d9534f"}
@@ -77,7 +92,8 @@ def report_section(conf: dict[str, dict], tasks: tuple[str, ...], ids: dict[str,
         f"<tr><td>cell {ids.get(c, '?')} <code>{c}</code></td><td>{conf[c]['score']:.4f}</td>"
         f"<td style='color:{COLOURS[conf[c]['verdict']]}'><b>{conf[c]['verdict']}</b></td>"
         + "".join(f"<td>{conf[c]['tasks'][t]['mean']:.4f} [{conf[c]['tasks'][t]['lo']:.4f}, "
-                  f"{conf[c]['tasks'][t]['hi']:.4f}]{_failed_note(conf[c]['tasks'][t])}</td>" for t in tasks)
+                  f"{conf[c]['tasks'][t]['hi']:.4f}]{_failed_note(conf[c]['tasks'][t])}"
+                  f"{_setting_note(conf[c]['tasks'][t])}</td>" for t in tasks)
         + "</tr>" for c in cells)
     head = "<tr><th>cell</th><th>confirmed</th><th>verdict</th>" + "".join(
         f"<th>{html.escape(t)}</th>" for t in tasks) + "</tr>"

@@ -294,6 +294,9 @@ def args_confirm(s) -> None:
                    help="keep every run's parameters in DIR/<cell>/<task>/seed-<s> (GraphCell.from_saved)")
     s.add_argument("--cells", default=None, metavar="ID,ID",
                    help="confirm these cells too (ids or hashes, e.g. a seed to compare the winners with)")
+    s.add_argument("--settings", type=positive_int, default=1, metavar="N",
+                   help="each cell and the baseline at their best N distinct stored settings per task, each judged "
+                        "at the best of them on the fresh seeds (default 1; runs already stored are kept)")
 
 
 def args_status(s) -> None:

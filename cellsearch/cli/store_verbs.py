@@ -81,12 +81,13 @@ def confirm(args) -> int:
             print(f"confirming {info['cells'] - 1} cells and the baseline: {info['runs']} runs, {info['done']} already "
                   f"stored", file=sys.stderr, flush=True)
         else:
-            print(f"run {info['i']}/{info['runs']}: {info['cell']} on {info['task']}, seed {info['seed']}: "
+            at = f" (setting {info['setting'] + 1})" if info.get("setting") else ""
+            print(f"run {info['i']}/{info['runs']}: {info['cell']} on {info['task']}, seed {info['seed']}{at}: "
                   f"{info['status']} {info['score']:.4f}", file=sys.stderr, flush=True)
 
     cells = [c.strip() for c in (getattr(args, "cells", None) or "").split(",") if c.strip()]
     conf = run_confirm(args.db, k=args.k, seeds=args.seeds, steps=args.steps, save=getattr(args, 'save', None), cells=cells,
-                       on_event=on_event)
+                       settings=getattr(args, "settings", 1), on_event=on_event)
     with Store(args.db, write=False) as store:
         scores = Scores(store)
         searched = {c: scores.score(c) for c in conf}

@@ -14,10 +14,16 @@ is ``unstable`` whatever the interval says: an interval over a mix of zeros and 
 wide enough to call almost anything a tie, and a cell that diverges at its own best setting on
 fresh seeds is not as good as the baseline there (``benchmarks/README.md``, "Confirmation").
 Over tasks, ``worse`` outranks ``unstable``, which outranks ``tie`` and ``better``.
+
+A cell confirmed at **several settings** per task (``confirm --settings N``) is judged at the
+one whose seeds gave the best mean (:func:`chosen_runs`), and so is the baseline: a search
+ranks a cell by the best of the few settings it drew, and one setting alone confirms the luck
+of that draw as much as the cell (``benchmarks/README.md``, "Confirmation").
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 
@@ -57,14 +63,50 @@ def overall(verdicts: list[str]) -> str:
     return "better" if verdicts and all(v == "better" for v in verdicts) else "tie"
 
 
+def setting_key(hparams: dict) -> str:
+    """A confirmation run's setting without its seed (the seed is the pair's), as a stable string.
+
+    >>> setting_key({"learning_rate": 1.0, "seed": 7000003}) == setting_key({"seed": 7000004, "learning_rate": 1.0})
+    True
+    """
+    return json.dumps({k: v for k, v in hparams.items() if k != "seed"}, sort_keys=True)
+
+
+def chosen_runs(runs: list[dict]) -> tuple[dict[tuple, dict], dict[tuple, dict]]:
+    """Each (cell, task)'s runs at the setting it is confirmed at, keyed ``(cell, task, seed)``,
+    and per (cell, task) that setting (``hparams`` without the seed) and how many were run.
+
+    A cell confirmed at one setting per task (``confirm --settings 1``, the default) has one
+    choice. Confirmed at several, it is judged at the one with the most seeds run and, among
+    those, the best mean score over the seeds (a failed run counts 0): what the cell delivers at
+    the best of its settings. The baseline chooses the same way on the same seeds, so both sides
+    of a pair are a best of the same number of settings (the choice is made on the confirmation
+    seeds themselves, which favours both a little, not one of them). Equal means keep the setting
+    run first, the better at search time."""
+    groups: dict[tuple, dict[str, dict[int, dict]]] = {}
+    for r in runs:
+        groups.setdefault((r["cell_hash"], r["task"]), {}).setdefault(setting_key(r["hparams"]), {})[r["seed"]] = r
+
+    def mean(by_seed: dict[int, dict]) -> float:
+        return statistics.fmean(r["score"] if r["status"] == "ok" else 0.0 for r in by_seed.values())
+
+    by, setting = {}, {}
+    for (cell, task), per in groups.items():
+        key = max(per, key=lambda k: (len(per[k]), mean(per[k])))  # max keeps the first of equals
+        for s, r in per[key].items():
+            by[(cell, task, s)] = r
+        setting[(cell, task)] = {"hparams": json.loads(key), "settings": len(per)}
+    return by, setting
+
+
 def summary(runs: list[dict], baseline: str, tasks: tuple[str, ...]) -> dict[str, dict]:
-    """Per confirmed cell: ``tasks`` (per task: mean, lo, hi, pairs, left_out, failed, verdict),
+    """Per confirmed cell: ``tasks`` (per task: mean, lo, hi, pairs, left_out, failed, verdict,
+    the ``setting`` it was judged at and how many ``settings`` were run, :func:`chosen_runs`),
     ``score`` (min over tasks of the mean ratio) and ``verdict`` over tasks."""
-    rows = runs
-    steps = max((r["steps"] for r in rows), default=None)
-    by = {(r["cell_hash"], r["task"], r["seed"]): r for r in rows if r["steps"] == steps}
+    steps = max((r["steps"] for r in runs), default=None)
+    by, setting = chosen_runs([r for r in runs if r["steps"] == steps])
     out: dict[str, dict] = {}
-    for cell in dict.fromkeys(r["cell_hash"] for r in rows if r["cell_hash"] != baseline):
+    for cell in dict.fromkeys(r["cell_hash"] for r in runs if r["cell_hash"] != baseline):
         per = {}
         for t in tasks:
             seeds = sorted(s for c, tt, s in by if c == cell and tt == t)
@@ -81,11 +123,10 @@ def summary(runs: list[dict], baseline: str, tasks: tuple[str, ...]) -> dict[str
                 pairs.append((mine["score"] if mine["status"] == "ok" else 0.0) / b["score"])
             m, lo, hi = interval(pairs)
             v = "unstable" if failed else verdict(lo, hi) if pairs else "tie"
+            chosen = setting.get((cell, t), {"hparams": None, "settings": 0})
             per[t] = {"mean": m, "lo": lo, "hi": hi, "pairs": len(pairs), "left_out": left, "failed": failed,
-                      "verdict": v}
+                      "verdict": v, "setting": chosen["hparams"], "settings": chosen["settings"]}
         if all(p["pairs"] for p in per.values()):
             out[cell] = {"tasks": per, "score": min(p["mean"] for p in per.values()),
                          "verdict": overall([p["verdict"] for p in per.values()]), "steps": steps}
     return out
-
-

@@ -1,6 +1,6 @@
 """The search store: one SQLite file, its whole schema, and every SQL statement of cellsearch.
 
-Tables (``schema_version`` 1; :data:`TABLES` lists them, read from :data:`SCHEMA`):
+Tables (``schema_version`` 2; :data:`TABLES` lists them, read from :data:`SCHEMA`):
 
 * ``meta(key, value)``: schema version, the search's settings (JSON), creation time, the run
   record (:mod:`cellsearch.search.runs`), the baseline cell's name and hash.
@@ -13,7 +13,9 @@ Tables (``schema_version`` 1; :data:`TABLES` lists them, read from :data:`SCHEMA
 * ``steps(step, kind, cell_hash, outcome, detail, created_at)``: each finished search step.
 * ``pool(cell_hash, added_step)``: the current pool (top-N, or the aging population).
 * ``confirmations(cell_hash, task, seed, steps, hparams, score, status, metrics, wall_s,
-  created_at)``: the runs of ``cellsearch confirm``, apart from the search's evaluations.
+  created_at)``: the runs of ``cellsearch confirm``, apart from the search's evaluations, one
+  per (cell, task, seed, steps, setting); version 1 lacked the setting in the key
+  (:meth:`Store._upgrade`).
 * ``states(cell_hash, task, hp_key, state)``: the training state of a screen rung's setting
   (bytes the trainer wrote, :mod:`cellsearch.nn.resume`), which the child's next stage continues
   if it is promoted; written with its evaluation, deleted once continued.
@@ -44,7 +46,7 @@ from typing import Any
 
 from cellsearch.errors import StorageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,7 +102,7 @@ CREATE TABLE IF NOT EXISTS confirmations (
   metrics TEXT NOT NULL,
   wall_s REAL NOT NULL,
   created_at REAL NOT NULL,
-  UNIQUE(cell_hash, task, seed, steps)
+  UNIQUE(cell_hash, task, seed, steps, hparams)
 );
 CREATE TABLE IF NOT EXISTS states (
   cell_hash TEXT NOT NULL,
@@ -188,6 +190,7 @@ class Store:
                         self.conn.execute(statement)
                     self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                     self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
+                    self._upgrade()
             version = self.meta("schema_version")
         except sqlite3.DatabaseError as e:
             self.close()
@@ -195,6 +198,22 @@ class Store:
         if version is None or int(version) > SCHEMA_VERSION:
             self.close()
             raise StorageError(f"{path!r} has schema version {version}; this cellsearch reads up to {SCHEMA_VERSION}")
+
+    def _upgrade(self) -> None:
+        """Brings a store written by an older cellsearch to :data:`SCHEMA_VERSION`, inside the
+        opening transaction (a writer only; a reader reads either version). Version 1's
+        ``confirmations`` held one setting per (cell, task, seed, steps); version 2 keys the runs
+        by their setting too (``confirm --settings N``). Every stored run is kept."""
+        version = int(self.meta("schema_version") or SCHEMA_VERSION)
+        if version >= SCHEMA_VERSION:
+            return
+        ddl = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS confirmations"):]
+        ddl = ddl[:ddl.index(";")].replace("IF NOT EXISTS confirmations", "confirmations_v2")
+        self.conn.execute(ddl)
+        self.conn.execute("INSERT INTO confirmations_v2 SELECT * FROM confirmations")
+        self.conn.execute("DROP TABLE confirmations")
+        self.conn.execute("ALTER TABLE confirmations_v2 RENAME TO confirmations")
+        self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     # -- locking and transactions -------------------------------------------------------------
 

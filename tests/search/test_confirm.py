@@ -16,8 +16,9 @@ from cellsearch.store.sqlite import Store
 from tests.search_helpers import tiny_config
 
 
-def _insert(st, cell, task, seed, score, status="ok"):
-    st.add_confirmation(cell, task, seed, 100, {}, {"score": score, "status": status, "metrics": {}, "wall_s": 0.0})
+def _insert(st, cell, task, seed, score, status="ok", lr=None):
+    hp = {} if lr is None else {"learning_rate": lr, "seed": 7_000_003 + seed}
+    st.add_confirmation(cell, task, seed, 100, hp, {"score": score, "status": status, "metrics": {}, "wall_s": 0.0})
 
 
 @pytest.mark.parametrize("effect,want", [(1.05, "better"), (1.0, "tie"), (0.95, "worse")])
@@ -66,6 +67,56 @@ def test_a_cell_that_diverges_on_fresh_seeds_is_unstable_not_a_tie(tmp_path, cap
     assert "arithmetic 0.5912 [" in out and "unstable (5 pairs, failed on 2 of 5 seeds)" in out
     page = report_section(got, ("arithmetic", "xml"), {"cell": 56, "other": 7}, "GRU")
     assert "<b>unstable</b>" in page and ", failed on 2 of 5 seeds</td>" in page
+
+
+def test_a_cell_confirmed_at_two_settings_is_judged_at_its_better_one(tmp_path):
+    """The measured case behind ``--settings``: a child's best search-time setting (lr 3)
+    diverges on 2 of 5 fresh seeds, its second (lr 1) trains on all of them. At one setting it
+    is ``unstable``; at two it is judged at lr 1, where it ties the baseline, and the baseline
+    too is judged at the better of its two (lr 2 here, not its search-time best, lr 3)."""
+    db = str(tmp_path / "c.db")
+    base = [0.50, 0.52, 0.49, 0.51, 0.50]
+    with Store(db) as st:
+        for s in range(5):
+            _insert(st, "base", "arithmetic", s, base[s] * 0.97, lr=3.0)
+            _insert(st, "cell", "arithmetic", s, 0.0 if s in (1, 3) else base[s], "diverged" if s in (1, 3) else "ok",
+                    lr=3.0)
+    with Store(db, write=False) as st:
+        one = summary(st.confirmations(), "base", ("arithmetic",))["cell"]["tasks"]["arithmetic"]
+    assert one["verdict"] == "unstable" and one["settings"] == 1 and one["setting"] == {"learning_rate": 3.0}
+    with Store(db) as st:  # the second settings of both, on the same seeds
+        for s in range(5):
+            _insert(st, "base", "arithmetic", s, base[s], lr=2.0)
+            _insert(st, "cell", "arithmetic", s, base[s] * (1.0 + 0.002 * (s - 2)), lr=1.0)
+    with Store(db, write=False) as st:
+        two = summary(st.confirmations(), "base", ("arithmetic",))["cell"]["tasks"]["arithmetic"]
+    assert two["settings"] == 2 and two["setting"] == {"learning_rate": 1.0} and two["failed"] == 0
+    assert two["verdict"] == "tie" and abs(two["mean"] - 1.0) < 1e-9  # against the baseline's lr 2, not its lr 3
+
+
+def test_a_version_1_store_is_upgraded_with_its_confirmations_kept(tmp_path):
+    """A store written before confirmations were keyed by setting opens, keeps its runs, and
+    takes a second setting of the same (cell, task, seed)."""
+    import sqlite3
+
+    from cellsearch.store.sqlite import SCHEMA
+
+    db = str(tmp_path / "old.db")
+    con = sqlite3.connect(db)
+    con.executescript(SCHEMA.replace("UNIQUE(cell_hash, task, seed, steps, hparams)", "UNIQUE(cell_hash, task, seed, steps)"))
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.execute("INSERT INTO confirmations (cell_hash, task, seed, steps, hparams, score, status, metrics, wall_s, "
+                "created_at) VALUES ('cell', 'arithmetic', 0, 100, '{\"learning_rate\": 3.0}', 0.5, 'ok', '{}', 1.0, 0)")
+    con.commit()
+    con.close()
+    with Store(db, write=False) as st:  # a reader reads version 1 as it is
+        assert st.meta("schema_version") == "1" and len(st.confirmations()) == 1
+    with Store(db) as st:
+        assert st.meta("schema_version") == "2"
+        _insert(st, "cell", "arithmetic", 0, 0.4, lr=1.0)
+        _insert(st, "cell", "arithmetic", 0, 0.9, lr=1.0)  # the same run again is ignored, as before
+        got = [(r["hparams"], r["score"]) for r in st.confirmations()]
+    assert got == [({"learning_rate": 3.0}, 0.5), ({"learning_rate": 1.0, "seed": 7_000_003}, 0.4)]
 
 
 def test_interval_and_verdict_rules():
@@ -128,6 +179,20 @@ def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path,
     assert main(["top", "--db", full]) == 0
     top = capsys.readouterr().out
     assert "confirmed verdict" in top.splitlines()[0]
+    # a second setting per task later runs only the new runs, and the first setting's are kept
+    from cellsearch.search.confirm import distinct_best
+    from cellsearch.search.results import baseline_of
+
+    with Store(full, write=False) as st:
+        cells = [baseline_of(st)[1], *want]
+        second = sum(len(distinct_best(st, c, t, 2)) - 1 for c in cells for t in ("arithmetic", "xml"))
+    assert second > 0, "the tiny search should give its cells two distinct settings"
+    runs = []
+    both = confirm(full, k=1, seeds=2, settings=2, on_event=lambda kind, info: runs.append(info) if kind == "run" else None)
+    assert len(runs) == 2 * second and all(r["setting"] == 1 for r in runs)
+    assert set(key(cut)) < set(key(full))  # the first setting's runs are kept as they were
+    assert {t["settings"] for c in both.values() for t in c["tasks"].values()} <= {1, 2}
+    assert all(both[c]["score"] >= 0 for c in both) and set(both) == set(want)
     from cellsearch.cli.report import build_report
     from tests.cli.test_report import chromium
 
