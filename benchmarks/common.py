@@ -79,14 +79,7 @@ def first_settings(cfg, task: str, rng, n: int, *, spread: bool | None = None) -
     ``Search._settings`` draws a cell's first settings on a task (``spread``: learning rates not
     drawn yet first; default: as ``cfg.spread_rates`` says)."""
     spread = cfg.spread_rates if spread is None else spread
-    space, out = cfg.hparam_space(task), []
-    for _ in range(50 * n):
-        if len(out) >= n:
-            break
-        (h,) = space.sample(rng, 1, spread_rates=spread, tried_rates=tuple(x.learning_rate for x in out))
-        if h not in out:
-            out.append(h)
-    return out
+    return cfg.hparam_space(task).draw(rng, n, spread_rates=spread)
 
 
 def quick_seed_best(cell: str, name: str, task, seed: int, steps: int = 0, *, preset: str = "quick",

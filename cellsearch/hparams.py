@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -83,6 +84,31 @@ class HParamSpace:
                                seed=seed_base + k))
         return out
 
+    def draw(self, rng: np.random.Generator, n: int, *, spread_rates: bool = False, have: list[HParams] = (),
+             tried_rates: tuple[float, ...] = (), admit: Callable | None = None) -> list[HParams]:
+        """``have`` extended to ``n`` settings by single draws of :meth:`sample` (at most ``50 n``
+        draws), each spreading its learning rate over ``tried_rates`` and the rates already in
+        the list; ``admit(h, out)`` turns a draw into the setting kept, or ``None`` to skip it
+        (default: ``h`` unless already in the list). A grid with fewer points gives fewer. How
+        a search draws a cell's settings on a task (``Search._settings``) and how the
+        benchmarks draw them as it does.
+
+        >>> space = HParamSpace(learning_rate=(0.1, 1.0), init_scale=(1.0,), max_grad_norm=(5.0,), layers=(1,))
+        >>> [h.learning_rate for h in space.draw(np.random.default_rng(0), 3, spread_rates=True)]  # the grid has 2
+        [1.0, 0.1]
+        """
+        out = list(have)
+        admit = admit or (lambda h, got: None if h in got else h)
+        for _ in range(50 * n):
+            if len(out) >= n:
+                break
+            (h,) = self.sample(rng, 1, spread_rates=spread_rates,
+                               tried_rates=tuple(set(tried_rates) | {s.learning_rate for s in out}))
+            kept = admit(h, out)
+            if kept is not None:
+                out.append(kept)
+        return out
+
     def points(self) -> list[HParams]:
         """Every point of the grid, in a fixed order (``seed`` 0)."""
         names = [f.name for f in fields(self)]
@@ -105,6 +131,16 @@ class HParamSpace:
         return replace(self, **changes)
 
 
+def point_key(hparams: dict) -> str:
+    """A setting's grid point without its seed, as a stable string (JSON, sorted keys): what
+    :func:`seeded` derives a seed from and what tells a confirmation's settings apart.
+
+    >>> point_key({"learning_rate": 1.0, "seed": 3}) == point_key({"seed": 4, "learning_rate": 1.0})
+    True
+    """
+    return json.dumps({k: v for k, v in hparams.items() if k != "seed"}, sort_keys=True)
+
+
 def seeded(h: HParams, search_seed: int, replicate: int = 0) -> HParams:
     """``h`` with its initialisation seed derived from the search seed, its grid point and the
     ``replicate`` number, so a setting's seed is stable: a resumed step, or the same point met
@@ -116,6 +152,5 @@ def seeded(h: HParams, search_seed: int, replicate: int = 0) -> HParams:
     >>> seeded(HParams(), 0).seed != seeded(HParams(), 0, replicate=1).seed
     True
     """
-    point = json.dumps({f.name: getattr(h, f.name) for f in fields(h) if f.name != "seed"}, sort_keys=True)
-    digest = hashlib.sha256(f"{search_seed}:{point}".encode() + (f":{replicate}".encode() if replicate else b"")).digest()
+    digest = hashlib.sha256(f"{search_seed}:{point_key(asdict(h))}".encode() + (f":{replicate}".encode() if replicate else b"")).digest()
     return replace(h, seed=int.from_bytes(digest[:4], "little") & 0x7FFFFFFF)

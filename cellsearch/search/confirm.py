@@ -21,11 +21,11 @@ import os
 from dataclasses import asdict, replace
 
 from cellsearch.errors import ConfigError, StorageError
-from cellsearch.hparams import HParams
+from cellsearch.hparams import HParams, point_key
 from cellsearch.search.executors import run_job
 from cellsearch.search.results import baseline_of, find_cell, leaderboard, stored_config
 from cellsearch.search.steps import best_settings, make_job
-from cellsearch.search.verdicts import setting_key, summary
+from cellsearch.search.verdicts import summary
 from cellsearch.store.sqlite import Store
 
 SEED_BASE = 7_000_003  # confirmation seeds: far from the search's grid-point seeds
@@ -42,7 +42,7 @@ def distinct_best(store: Store, cell: str, task: str, n: int) -> list[HParams]:
     best first (a re-evaluation may have repeated a setting with another seed)."""
     out: dict[str, HParams] = {}
     for h in best_settings(store, cell, task, 10**9):
-        out.setdefault(setting_key(asdict(h)), h)
+        out.setdefault(point_key(asdict(h)), h)
         if len(out) == n:
             break
     return list(out.values())
@@ -78,9 +78,9 @@ def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, sa
                     raise StorageError(f"cell {cell} has no finished evaluation on {t!r} to take its setting from")
                 todo += [(cell, t, i, h, s) for i, h in enumerate(best) for s in range(seeds)]
         n_steps = steps or cfg.train_config(cfg.tasks[0]).steps
-        done = {(r["cell_hash"], r["task"], r["seed"], setting_key(r["hparams"]))
+        done = {(r["cell_hash"], r["task"], r["seed"], point_key(r["hparams"]))
                 for r in store.confirmations() if r["steps"] == n_steps}
-        left = [x for x in todo if (x[0], x[1], x[4], setting_key(asdict(x[3]))) not in done]
+        left = [x for x in todo if (x[0], x[1], x[4], point_key(asdict(x[3]))) not in done]
         if on_event:
             on_event("start", {"runs": len(todo), "done": len(todo) - len(left), "cells": len(cells)})
         for j, (cell, t, i, h, s) in enumerate(left):

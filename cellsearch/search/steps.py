@@ -248,18 +248,16 @@ class Search:
         for h in carry:
             if h.key() not in done and h not in out and len(out) < n:
                 out.append(h)
-        tried = {json.loads(k)["learning_rate"] for k in done}
-        for _ in range(50 * n):
-            if len(out) >= n:
-                break
-            (h,) = space.sample(rng, 1, spread_rates=self.cfg.spread_rates,
-                                tried_rates=tuple(tried | {s.learning_rate for s in out}))
+
+        def admit(h: HParams, got: list[HParams]) -> HParams | None:
             r, s = 0, seeded(h, self.cfg.seed)
-            while replicates and (s.key() in done or s in out):
+            while replicates and (s.key() in done or s in got):
                 r += 1
                 s = seeded(h, self.cfg.seed, r)
-            if s.key() not in done and s not in out:
-                out.append(s)
+            return None if s.key() in done or s in got else s
+
+        out = space.draw(rng, n, spread_rates=self.cfg.spread_rates, have=out, admit=admit,
+                         tried_rates=tuple({json.loads(k)["learning_rate"] for k in done}))
         if len(out) < n:
             self.used_up.setdefault(step, set()).add(task)
         return out

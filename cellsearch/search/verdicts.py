@@ -27,6 +27,8 @@ import json
 import math
 import statistics
 
+from cellsearch.hparams import point_key
+
 # two-sided 95 % quantiles of Student's t by degrees of freedom (1.96 beyond 30)
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
@@ -63,15 +65,6 @@ def overall(verdicts: list[str]) -> str:
     return "better" if verdicts and all(v == "better" for v in verdicts) else "tie"
 
 
-def setting_key(hparams: dict) -> str:
-    """A confirmation run's setting without its seed (the seed is the pair's), as a stable string.
-
-    >>> setting_key({"learning_rate": 1.0, "seed": 7000003}) == setting_key({"seed": 7000004, "learning_rate": 1.0})
-    True
-    """
-    return json.dumps({k: v for k, v in hparams.items() if k != "seed"}, sort_keys=True)
-
-
 def chosen_runs(runs: list[dict]) -> tuple[dict[tuple, dict], dict[tuple, dict]]:
     """Each (cell, task)'s runs at the setting it is confirmed at, keyed ``(cell, task, seed)``,
     and per (cell, task) that setting (``hparams`` without the seed) and how many were run.
@@ -85,7 +78,7 @@ def chosen_runs(runs: list[dict]) -> tuple[dict[tuple, dict], dict[tuple, dict]]
     run first, the better at search time."""
     groups: dict[tuple, dict[str, dict[int, dict]]] = {}
     for r in runs:
-        groups.setdefault((r["cell_hash"], r["task"]), {}).setdefault(setting_key(r["hparams"]), {})[r["seed"]] = r
+        groups.setdefault((r["cell_hash"], r["task"]), {}).setdefault(point_key(r["hparams"]), {})[r["seed"]] = r
 
     def mean(by_seed: dict[int, dict]) -> float:
         return statistics.fmean(r["score"] if r["status"] == "ok" else 0.0 for r in by_seed.values())
