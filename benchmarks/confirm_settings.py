@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 
-from cellsearch.search.confirm import confirmed
+from cellsearch.hparams import point_key
+from cellsearch.search.confirm import confirmed, distinct_best
 from cellsearch.search.results import baseline_of, stored_config
 from cellsearch.search.verdicts import summary
 from cellsearch.store.sqlite import Store
@@ -29,11 +31,6 @@ import common  # noqa: F401  (puts the repository on the path)
 
 def first_setting_runs(runs: list[dict], store: Store) -> list[dict]:
     """The runs at each (cell, task)'s best search-time setting: what ``--settings 1`` trains."""
-    from dataclasses import asdict
-
-    from cellsearch.hparams import point_key
-    from cellsearch.search.confirm import distinct_best
-
     first = {}
     out = []
     for r in runs:

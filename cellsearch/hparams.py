@@ -141,6 +141,16 @@ def point_key(hparams: dict) -> str:
     return json.dumps({k: v for k, v in hparams.items() if k != "seed"}, sort_keys=True)
 
 
+def setting_text(hparams: dict) -> str:
+    """A stored setting as ``cellsearch show`` and ``confirm`` print it.
+
+    >>> setting_text({"learning_rate": 1.0, "init_scale": 2.0, "max_grad_norm": 5.0, "layers": 1, "seed": 3})
+    'lr=1 init=2 clip=5 L=1'
+    """
+    return (f"lr={hparams['learning_rate']:g} init={hparams['init_scale']:g} clip={hparams['max_grad_norm']:g} "
+            f"L={hparams['layers']}")
+
+
 def seeded(h: HParams, search_seed: int, replicate: int = 0) -> HParams:
     """``h`` with its initialisation seed derived from the search seed, its grid point and the
     ``replicate`` number, so a setting's seed is stable: a resumed step, or the same point met

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 
 from cellsearch.cli.pages import figure, png
+from cellsearch.hparams import setting_text
 
 
 def print_summary(conf: dict[str, dict], searched: dict[str, float | None] | None = None) -> None:
@@ -49,18 +50,16 @@ def _failed_note(p: dict) -> str:
 
 
 def _setting_note(p: dict) -> str:
-    """``, at lr 1, init 2, clip 5: the best of 2 settings`` for a task confirmed at several
+    """``, at lr=1 init=2 clip=5 L=1: the best of 2 settings`` for a task confirmed at several
     settings (the one it was judged at), else nothing.
 
-    >>> _setting_note({"settings": 2, "setting": {"learning_rate": 1.0, "init_scale": 2.0, "max_grad_norm": 5.0}})
-    ', at lr 1, init 2, clip 5: the best of 2 settings'
+    >>> _setting_note({"settings": 2, "setting": {"learning_rate": 1.0, "init_scale": 2.0, "max_grad_norm": 5.0,
+    ...                                           "layers": 1}})
+    ', at lr=1 init=2 clip=5 L=1: the best of 2 settings'
     """
     if p.get("settings", 1) < 2:
         return ""
-    h = p["setting"]
-    names = (("learning_rate", "lr"), ("init_scale", "init"), ("max_grad_norm", "clip"))
-    at = ", ".join(f"{short} {h[k]:g}" for k, short in names if k in h)
-    return f", at {at}: the best of {p['settings']} settings"
+    return f", at {setting_text(p['setting'])}: the best of {p['settings']} settings"
 
 
 COLOURS = {"better": "#2e8b57", "tie": "#888888", "unstable": "#e69500", "worse": "#d9534f"}

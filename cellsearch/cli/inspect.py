@@ -11,6 +11,7 @@ import json
 from cellsearch.cell.graph import from_json, to_json
 from cellsearch.cell.render import to_dot, to_equations
 from cellsearch.cli.draw import render_image
+from cellsearch.hparams import setting_text
 from cellsearch.search.confirm import confirmed
 from cellsearch.search.results import Scores, find_cell
 from cellsearch.store.sqlite import Store
@@ -85,8 +86,7 @@ def describe(store: Store, ref: str) -> str:
         if best:
             extra = {k: v for k, v in best["metrics"].items() if k in ("accuracy", "closing_accuracy", "perplexity", "nll")}
             text += " " + " ".join(f"{k}={v:.4f}" for k, v in extra.items())
-            h = best["hparams"]
-            text += f"  [lr={h['learning_rate']:g} init={h['init_scale']:g} clip={h['max_grad_norm']:g} L={h['layers']}]"
+            text += f"  [{setting_text(best['hparams'])}]"
         text += f"; {len(ev)} settings" + (f", {n_bad} diverged/crashed" if n_bad else "")
         lines.append(text)
     lines.append("")
