@@ -8,7 +8,8 @@ cell itself. A search **succeeds** at ``1.05x`` (``1.1x``) when a child's confir
 least 1.05 (1.1) times the start cell's confirmed score. Reported per search: the best confirmed
 ratio to the start, the minutes and the evaluations (settings trained) until the successful child
 was scored, and the pool's lineages (the longest chain of generations each above its parent);
-per space and strategy: successes over seeds. The stores are drawn side by side by
+per space and strategy: successes over seeds; per space and seed: which strategy reached 1.1x
+first at equal time (``races``). The stores are drawn side by side by
 ``cellsearch report`` (best score against wall time and against children, the mean and range
 over seeds of each strategy: ``compare-<space>.html``), and the best cells are printed with their
 equations and the edits that made them.
@@ -117,6 +118,7 @@ def analyse(j: dict, start: str) -> dict:
         out = {"name": j["name"], "space": j["space"], "strategy": j["strategy"], "seed": j["seed"],
                "children": st.children_done(), "scored": sum(1 for r in cells.values() if r["origin"] == "mutation"
                                                              and r["status"] == "scored"),
+               "searched_minutes": (max(s["created_at"] for s in steps) - t0) / 60,
                "start_confirmed": base, "best_child": best,
                "best_ratio": (kids[best] / base) if best and base else None}
         for level in (1.05, 1.1):
@@ -146,6 +148,45 @@ def analyse(j: dict, start: str) -> dict:
         if best:
             out["best_equations"] = to_equations(from_json(cells[best]["graph"]))
             out["best_lineage"] = [[e["name"] for e in json.loads(cells[x]["edits"])] for x in reversed(chain(best))]
+    return out
+
+
+def races(rows: list[dict], level: str = "success_1.1") -> list[str]:
+    """Which strategy reached ``level`` first, seed by seed, at equal time: a strategy that did not
+    reach it counts as slower only where its search ran at least as long as the winner's minutes.
+
+    >>> rows = [{"space": "s", "seed": 0, "strategy": "paper", "searched_minutes": 60, "success_1.1": {"minutes": 9}},
+    ...         {"space": "s", "seed": 0, "strategy": "random", "searched_minutes": 60, "success_1.1": None}]
+    >>> print("\\n".join(races(rows)))
+    <BLANKLINE>
+    s, seed 0: paper 9.0 min, random not in 60 min: paper first
+    s: first to 1.1x at equal time: paper 1, random 0 (of 1 seeds)
+    """
+    out = []
+    for space in dict.fromkeys(r["space"] for r in rows):
+        strategies = list(dict.fromkeys(r["strategy"] for r in rows if r["space"] == space))
+        if len(strategies) < 2:
+            continue
+        first = dict.fromkeys(strategies, 0)
+        seeds = sorted({r["seed"] for r in rows if r["space"] == space})
+        out.append("")
+        for seed in seeds:
+            rs = [r for r in rows if (r["space"], r["seed"]) == (space, seed)]
+            parts = [f"{r['strategy']} {r[level]['minutes']:.1f} min" if r[level] else
+                     f"{r['strategy']} not in {r['searched_minutes']:.0f} min" for r in rs]
+            reached = [r for r in rs if r[level]]
+            verdict = "none reached it"
+            if reached:
+                w = min(reached, key=lambda r: r[level]["minutes"])
+                t = w[level]["minutes"]
+                if all(r is w or (r[level] and r[level]["minutes"] > t) or r["searched_minutes"] >= t for r in rs):
+                    first[w["strategy"]] += 1
+                    verdict = f"{w['strategy']} first"
+                else:
+                    verdict = "not comparable (a search stopped before the winner's time)"
+            out.append(f"{space}, seed {seed}: {', '.join(parts)}: {verdict}")
+        out.append(f"{space}: first to {level.split('_')[1]}x at equal time: "
+                   f"{', '.join(f'{k} {v}' for k, v in first.items())} (of {len(seeds)} seeds)")
     return out
 
 
@@ -189,6 +230,8 @@ def main():
         lineages = ", ".join(str(r["climbing_generations"]) for r in rs)
         print(f"| {space} | {strategy} | {len(rs)} | {s105}/{len(rs)} | {len(s11)}/{len(rs)} | {minutes} | {evals} | "
               f"{ratios} | {lineages} |")
+    for line in races(rows):
+        print(line)
     for space in dict.fromkeys(s for s, _ in groups):  # one page per space: its strategies side by side
         dbs = [os.path.join(args.out, r["name"] + ".db") for r in rows if r["space"] == space]
         subprocess.run([sys.executable, "-m", "cellsearch", "report", *dbs, "-o",
