@@ -179,7 +179,9 @@ def races(rows: list[dict], level: str = "success_1.1") -> list[str]:
             if reached:
                 w = min(reached, key=lambda r: r[level]["minutes"])
                 t = w[level]["minutes"]
-                if all(r is w or (r[level] and r[level]["minutes"] > t) or r["searched_minutes"] >= t for r in rs):
+                if any(r is not w and r[level] and r[level]["minutes"] == t for r in rs):
+                    verdict = "a tie"
+                elif all(r["searched_minutes"] >= t for r in rs):  # every other search ran past the winner's time
                     first[w["strategy"]] += 1
                     verdict = f"{w['strategy']} first"
                 else:
