@@ -8,10 +8,14 @@
 #   bash benchmarks/gpu_session.sh population   # bench_population: per-step cost and children per hour
 #   bash benchmarks/gpu_session.sh search [P]   # a --quick search twice (P: --population P; 0: per-cell):
 #                                               # its time, and whether the two stores are equal
+#   bash benchmarks/gpu_session.sh ladder       # ladder_cost: what a child costs under --quick and the
+#                                               # default preset (PTB from $CELLSEARCH_DATA, default data/
+#                                               # in the repository: copy ../shared/data/ptb to data/ptb
+#                                               # and name data in the device tool's carry)
 #
 # Everything it prints also goes to $OUT/<part>.log (the device tool brings $OUT back).
 set -o pipefail
-part=${1:?usage: gpu_session.sh tests|step|population|search}
+part=${1:?usage: gpu_session.sh tests|step|population|search|ladder}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 out=${OUT:-/tmp}/$part.log
 py=python3
@@ -40,5 +44,8 @@ rows = [sqlite3.connect(f).execute("SELECT cell_hash, task, hp_key, score, statu
 print("the two searches stored the same evaluations:", rows[0] == rows[1], len(rows[0]))
 PY
     done ;;
+  ladder)
+    export CELLSEARCH_DATA=${CELLSEARCH_DATA:-$PWD/data}
+    (cd benchmarks && $py ladder_cost.py --preset quick && $py ladder_cost.py --preset default) 2>&1 | tee -a "$out" ;;
   *) echo "unknown part $part" >&2; exit 2 ;;
 esac
