@@ -4,7 +4,8 @@ As AutoML-Zero reports rediscovery: for each search space, strategy and search s
 search started from one seed cell (``--start``, default the tanh RNN) for ``--hours``; then its top
 ``--top`` cells are confirmed with ``--confirm-seeds`` fresh paired seeds (each at its best
 ``--confirm-settings`` settings per task, judged at the best; default 1), together with the start
-cell itself. A search **succeeds** at ``1.05x`` (``1.1x``) when a child's confirmed score is at
+cell itself, and with ``--verify N`` the best confirmed is re-trained on ``N`` held-out seeds
+(``cellsearch confirm --verify``: its verdict without the selection's winner's curse). A search **succeeds** at ``1.05x`` (``1.1x``) when a child's confirmed score is at
 least 1.05 (1.1) times the start cell's confirmed score. Reported per search: the best confirmed
 ratio to the start, the minutes and the evaluations (settings trained) until the successful child
 was scored, and the pool's lineages (the longest chain of generations each above its parent);
@@ -81,7 +82,7 @@ def launch(args, jobs: list[dict]) -> None:
             start = start_hash(j["db"], args.start)
             cells = ["--cells", ",".join(start)] if start else []
             c = run(["confirm", "--db", j["db"], "-k", str(args.top), "--seeds", str(args.confirm_seeds),
-                     "--settings", str(args.confirm_settings), *cells],
+                     "--settings", str(args.confirm_settings), "--verify", str(args.verify), *cells],
                     core, j["log"])
             running[c] = (j, core, "confirm")
 
@@ -100,13 +101,14 @@ def analyse(j: dict, start: str) -> dict:
     """One search's outcome, from its store."""
     from cellsearch.cell.graph import from_json
     from cellsearch.cell.render import to_equations
-    from cellsearch.search.confirm import confirmed
+    from cellsearch.search.confirm import confirmed, verified
     from cellsearch.search.results import Scores
     from cellsearch.store.sqlite import Store
 
     with Store(j["db"], write=False) as st:
         scores = Scores(st)
         conf = confirmed(st)
+        check = verified(st)
         starts = start_hash(j["db"], start)
         steps = st.steps_rows()
         t0 = min(s["created_at"] for s in steps)
@@ -120,6 +122,9 @@ def analyse(j: dict, start: str) -> dict:
                                                              and r["status"] == "scored"),
                "searched_minutes": (max(s["created_at"] for s in steps) - t0) / 60,
                "start_confirmed": base, "best_child": best,
+               "verified": {k: check[k] for k in ("cell", "among", "seeds")} | {
+                   "score": check["result"]["score"], "verdict": check["result"]["verdict"]}
+               if check and check["result"] else None,
                "best_ratio": (kids[best] / base) if best and base else None}
         for level in (1.05, 1.1):
             winners = [h for h, v in kids.items() if base and v >= level * base]
@@ -204,6 +209,8 @@ def main():
     ap.add_argument("--confirm-seeds", type=int, default=5)
     ap.add_argument("--confirm-settings", type=int, default=1,
                     help="each cell (and the GRU) confirmed at its best N settings per task, judged at the best")
+    ap.add_argument("--verify", type=int, default=0, metavar="N",
+                    help="then verify each search's best confirmed cell on N held-out seeds (`confirm --verify`)")
     ap.add_argument("--cores", default=None, help="run one search per listed core at a time (taskset)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a search setting for every search (as `cellsearch search --set`)")
@@ -234,6 +241,11 @@ def main():
               f"{ratios} | {lineages} |")
     for line in races(rows):
         print(line)
+    for r in rows:
+        if r.get("verified"):
+            v = r["verified"]
+            print(f"{r['name']}: verified {v['cell']} (the best confirmed of {len(v['among'])}) on {v['seeds']} "
+                  f"held-out seeds: {v['score']:.4f} of the baseline, {v['verdict']}")
     for space in dict.fromkeys(s for s, _ in groups):  # one page per space: its strategies side by side
         dbs = [os.path.join(args.out, r["name"] + ".db") for r in rows if r["space"] == space]
         subprocess.run([sys.executable, "-m", "cellsearch", "report", *dbs, "-o",

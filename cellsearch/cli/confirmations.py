@@ -16,14 +16,35 @@ def print_summary(conf: dict[str, dict], searched: dict[str, float | None] | Non
     cell's search-time score) the search-time score beside it and :func:`winners_curse`."""
     searched = searched or {}
     for cell, c in sorted(conf.items(), key=lambda kv: -kv[1]["score"]):
-        per = "; ".join(f"{t} {p['mean']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] {p['verdict']} ({p['pairs']} pairs"
-                        + (f", {p['left_out']} left out" if p["left_out"] else "")
-                        + _failed_note(p) + _setting_note(p) + ")"
-                        for t, p in c["tasks"].items())
         was = f"search-time {searched[cell]:.4f}, " if searched.get(cell) is not None else ""
-        print(f"{cell}: {was}confirmed {c['score']:.4f}, {c['verdict']} ({c['steps']} steps per run): {per}")
+        print(f"{cell}: {was}confirmed {c['score']:.4f}, {c['verdict']} ({c['steps']} steps per run): {_per_task(c)}")
     if searched:
         print(winners_curse(conf, searched))
+
+
+def _per_task(c: dict) -> str:
+    """Each task's mean ratio, interval, verdict and pairs, ``; ``-separated."""
+    return "; ".join(f"{t} {p['mean']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] {p['verdict']} ({p['pairs']} pairs"
+                     + (f", {p['left_out']} left out" if p["left_out"] else "")
+                     + _failed_note(p) + _setting_note(p) + ")"
+                     for t, p in c["tasks"].items())
+
+
+def verification_text(v: dict | None) -> str:
+    """One line on a store's verification (:func:`cellsearch.search.confirm.verified`), or nothing.
+
+    >>> verification_text({"cell": "ab12", "among": ["ab12", "cd34"], "selected_on": 10, "seeds": 10,
+    ...                    "result": None})
+    'verified: ab12, the best confirmed of 2 cells on 10 seeds: no held-out pair on every task yet (10 seeds asked)'
+    """
+    if not v:
+        return ""
+    head = f"verified: {v['cell']}, the best confirmed of {len(v['among'])} cells on {v['selected_on']} seeds"
+    r = v["result"]
+    if r is None:
+        return f"{head}: no held-out pair on every task yet ({v['seeds']} seeds asked)"
+    return (f"{head}, re-trained on {v['seeds']} held-out seeds at the settings its confirmation chose: {r['score']:.4f}, "
+            f"{r['verdict']}: {_per_task(r)}")
 
 
 def winners_curse(conf: dict[str, dict], searched: dict[str, float | None]) -> str:
@@ -65,9 +86,11 @@ def _setting_note(p: dict) -> str:
 COLOURS = {"better": "#2e8b57", "tie": "#888888", "unstable": "#e69500", "worse": "#d9534f"}
 
 
-def report_section(conf: dict[str, dict], tasks: tuple[str, ...], ids: dict[str, int], baseline: str) -> str:
+def report_section(conf: dict[str, dict], tasks: tuple[str, ...], ids: dict[str, int], baseline: str,
+                   check: dict | None = None) -> str:
     """The report's section: per task, each confirmed cell's mean ratio to the baseline with
-    its 95 % interval (coloured by verdict, the line at 1 is the baseline), then a table."""
+    its 95 % interval (coloured by verdict, the line at 1 is the baseline), then a table, then
+    the verification (``check``, :func:`cellsearch.search.confirm.verified`) if there is one."""
 
 
     if not conf:
@@ -99,4 +122,5 @@ def report_section(conf: dict[str, dict], tasks: tuple[str, ...], ids: dict[str,
     n = next(iter(conf.values()))
     return (f"<h2>Confirmation</h2><p>Re-trained with {next(iter(n['tasks'].values()))['pairs']} fresh seeds, "
             f"paired with {html.escape(baseline)}, {n['steps']} steps per run: better if the interval lies above 1, "
-            f"worse if below, else a tie; unstable where the cell diverged on a seed on which the baseline trained.</p><img alt='confirmation' src='{png(fig)}'/><table>{head}{rows}</table>")
+            f"worse if below, else a tie; unstable where the cell diverged on a seed on which the baseline trained.</p><img alt='confirmation' src='{png(fig)}'/><table>{head}{rows}</table>"
+            + (f"<p><b>{html.escape(verification_text(check))}</b></p>" if check else ""))

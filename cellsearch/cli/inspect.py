@@ -10,9 +10,10 @@ import json
 
 from cellsearch.cell.graph import from_json, to_json
 from cellsearch.cell.render import to_dot, to_equations
+from cellsearch.cli.confirmations import verification_text
 from cellsearch.cli.draw import render_image
 from cellsearch.hparams import setting_text
-from cellsearch.search.confirm import confirmed
+from cellsearch.search.confirm import confirmed, verified
 from cellsearch.search.results import Scores, find_cell
 from cellsearch.store.sqlite import Store
 
@@ -69,6 +70,9 @@ def describe(store: Store, ref: str) -> str:
                         for t, p in conf["tasks"].items())
         lines.append(f"# confirmed: {conf['score']:.4f}, {conf['verdict']} against {baseline} "
                      f"({next(iter(conf['tasks'].values()))['pairs']} paired seeds, 95 % intervals: {per})")
+    check = verified(store)
+    if check and check["cell"] == row["hash"]:
+        lines.append("# " + verification_text(check))
     lines += to_equations(g)
     lines.append("")
     lines.append("# metrics (best setting per task)")

@@ -297,6 +297,10 @@ def args_confirm(s) -> None:
     s.add_argument("--settings", type=positive_int, default=1, metavar="N",
                    help="each cell and the baseline at their best N distinct stored settings per task, each judged "
                         "at the best of them on the fresh seeds (default 1; runs already stored are kept)")
+    s.add_argument("--verify", type=non_negative_int, default=0, metavar="N",
+                   help="then re-train the best confirmed of the top k and the baseline, at the settings chosen "
+                        "above, on N held-out seeds: an unbiased verdict on the search's final answer (default 0: "
+                        "none; one pick per store)")
 
 
 def args_status(s) -> None:

@@ -43,7 +43,7 @@ from cellsearch.cli.pages import figure as _figure
 from cellsearch.cli.pages import png as _png
 from cellsearch.cli.pages import write_page
 from cellsearch.errors import StorageError
-from cellsearch.search.confirm import confirmed
+from cellsearch.search.confirm import confirmed, verified
 from cellsearch.search.results import Scores, leaderboard, reference_only, stored_config
 from cellsearch.store.sqlite import Store
 
@@ -376,7 +376,7 @@ def build_report(db: str, out: str = "report.html", *, top: int = 10, analyze: i
             "<p>Fewer than 3 scored cells.</p>"))
 
         conf = report_section(confirmed(store), cfg.tasks, {h: r["id"] for h, r in d.cells.items()},
-                              d.scores.baseline_name)
+                              d.scores.baseline_name, verified(store))
         if conf:
             sections.insert(4, conf)  # after the leaderboard
         if analyze:

@@ -12,13 +12,13 @@ import sys
 import time
 
 from cellsearch.cli.compare import build_comparison
-from cellsearch.cli.confirmations import print_summary
+from cellsearch.cli.confirmations import print_summary, verification_text
 from cellsearch.cli.inspect import export_cell
 from cellsearch.cli.report import build_report
 from cellsearch.cli.tables import export_table
 from cellsearch.errors import ConfigError
 from cellsearch.search.confirm import confirm as run_confirm
-from cellsearch.search.confirm import confirmed
+from cellsearch.search.confirm import confirmed, verified
 from cellsearch.search.results import Scores, leaderboard, stored_config
 from cellsearch.search.runs import status as store_status
 from cellsearch.search.runs import writer
@@ -58,6 +58,7 @@ def top(args) -> int:
         rows = leaderboard(store, cfg, args.k)
         counts = store.counts()
         conf_rows = confirmed(store)
+        check = verified(store)
     if not rows:
         print(f"no scored cells yet in {args.db}")
         return 0
@@ -71,13 +72,18 @@ def top(args) -> int:
         print(f"{i:>4} {r['id']:>5} {r['hash']:<16} {r['score']:>7.4f} {per} {r['evaluations']:>5} "
               f"{'yes' if r['in_pool'] else '':>4}{conf} {r['origin']}")
     print("# steps: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if check:
+        print("# " + verification_text(check))
     return 0
 
 
 def confirm(args) -> int:
 
     def on_event(kind, info):
-        if kind == "start":
+        if kind == "verify":
+            print(f"verifying {info['cell']}, the best confirmed of the top {info['among']}, and the baseline on "
+                  f"held-out seeds: {info['runs']} runs, {info['done']} already stored", file=sys.stderr, flush=True)
+        elif kind == "start":
             print(f"confirming {info['cells'] - 1} cells and the baseline: {info['runs']} runs, {info['done']} already "
                   f"stored", file=sys.stderr, flush=True)
         else:
@@ -87,11 +93,14 @@ def confirm(args) -> int:
 
     cells = [c.strip() for c in (getattr(args, "cells", None) or "").split(",") if c.strip()]
     conf = run_confirm(args.db, k=args.k, seeds=args.seeds, steps=args.steps, save=getattr(args, 'save', None), cells=cells,
-                       settings=getattr(args, "settings", 1), on_event=on_event)
+                       settings=getattr(args, "settings", 1), verify=getattr(args, "verify", 0), on_event=on_event)
     with Store(args.db, write=False) as store:
         scores = Scores(store)
         searched = {c: scores.score(c) for c in conf}
+        check = verified(store)
     print_summary(conf, searched)
+    if check:
+        print(verification_text(check))
     return 0
 
 

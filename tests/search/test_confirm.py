@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -135,9 +136,17 @@ def test_confirm_on_a_missing_store_says_so_and_creates_nothing(tmp_path, capsys
     assert list(tmp_path.iterdir()) == []
 
 
-def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory) -> str:
+    """A tiny search's store, shared (each test confirms in its own copy)."""
+    db = str(tmp_path_factory.mktemp("searched") / "s.db")
+    run_search(tiny_config(candidates=1), db)
+    return db
+
+
+def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path, capsys, searched):
     full, cut = str(tmp_path / "full.db"), str(tmp_path / "cut.db")
-    run_search(tiny_config(candidates=1), full)
+    shutil.copy(searched, full)
     shutil.copy(full, cut)
     with Store(full, write=False) as st:
         evals_before = st.conn.execute("SELECT COUNT(*), SUM(score) FROM evaluations").fetchone()
@@ -238,3 +247,76 @@ def test_train_save_works_on_every_task(tmp_path):
     assert y.shape == (2, run.hidden) and bool(jnp.isfinite(y).all())
     leaf = jax.tree.leaves(variables["params"])[0]
     assert jnp.allclose(leaf, jax.tree.leaves(run.cell_params(0))[0])
+
+
+def test_verification_retrains_the_best_confirmed_on_held_out_seeds_and_resumes(tmp_path, capsys, searched):
+    """``confirm --verify``: the pick is the best confirmed of the top k; it and the baseline are
+    re-trained at the settings their confirmation chose, on held-out seeds only; the confirmation
+    table is unchanged by it; a kill mid-verification resumes with the same pick and numbers; a
+    store verifies one pick only (a second would be chosen with the held-out seeds seen)."""
+    from cellsearch.cli.main import main
+    from cellsearch.errors import ConfigError
+    from cellsearch.hparams import point_key
+    from cellsearch.search.confirm import VERIFY_SEED0, confirmed, verified
+    from cellsearch.search.results import baseline_of
+    from cellsearch.search.verdicts import chosen_runs
+
+    full, cut = str(tmp_path / "full.db"), str(tmp_path / "cut.db")
+    shutil.copy(searched, full)
+    conf = confirm(full, k=2, seeds=2)
+    assert len(conf) == 2
+    shutil.copy(full, cut)
+    assert confirm(full, k=2, seeds=2, verify=2) == conf  # the confirmation's summary is not touched
+    with Store(full, write=False) as st:
+        base = baseline_of(st)[1]
+        check = verified(st)
+        runs = st.confirmations()
+        chosen = chosen_runs([r for r in runs if r["seed"] < VERIFY_SEED0])[1]
+    pick = max(conf, key=lambda c: conf[c]["score"])
+    assert check["cell"] == pick and sorted(check["among"]) == sorted(conf) and check["result"] is not None
+    held = [r for r in runs if r["seed"] >= VERIFY_SEED0]
+    assert sorted({r["seed"] for r in held}) == [VERIFY_SEED0, VERIFY_SEED0 + 1]
+    assert {r["cell_hash"] for r in held} == {pick, base} and len(held) == 2 * 2 * 2
+    for r in held:  # each at the setting its confirmation chose, not a new choice on the held-out seeds
+        assert point_key(r["hparams"]) == point_key(chosen[(r["cell_hash"], r["task"])]["hparams"])
+    assert check["result"]["tasks"]["arithmetic"]["pairs"] == 2
+
+    calls = {"n": 0}
+
+    def killer(kind, info):
+        if kind == "run":
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt("simulated kill")
+
+    with pytest.raises(KeyboardInterrupt):
+        confirm(cut, k=2, seeds=2, verify=2, on_event=killer)
+    with Store(cut, write=False) as st:
+        assert verified(st)["cell"] == pick and verified(st)["result"] is None  # picked, 2 runs in
+    confirm(cut, k=2, seeds=2, verify=2)
+    with Store(cut, write=False) as st:
+        assert verified(st) == check
+    with Store(cut) as st:  # a store that picked another cell refuses a second pick, storing nothing
+        st.set_meta("verification", json.dumps({**check, "cell": next(c for c in conf if c != pick)}))
+        n = len(st.confirmations())
+    with pytest.raises(ConfigError, match="second pick"):
+        confirm(cut, k=2, seeds=2, verify=2)
+    with Store(cut, write=False) as st:
+        assert len(st.confirmations()) == n and confirmed(st) == conf
+    capsys.readouterr()
+    assert main(["top", "--db", full]) == 0
+    out = capsys.readouterr().out
+    assert f"# verified: {pick}, the best confirmed of 2 cells on 2 seeds, re-trained on 2 held-out seeds" in out
+    assert f"{check['result']['score']:.4f}, {check['result']['verdict']}" in out
+    assert main(["show", pick, "--db", full]) == 0
+    assert "# verified: " + pick in capsys.readouterr().out
+    from cellsearch.cli.report import build_report
+
+    from pathlib import Path
+
+    assert "<b>verified: " + pick in Path(build_report(full, str(tmp_path / "r.html"))).read_text()
+    with pytest.raises(SystemExit):
+        main(["confirm", "--db", full, "--verify", "-1"])
+    assert "--verify" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="verify 0"):
+        confirm(full, k=2, seeds=2, verify=1)
