@@ -5,8 +5,9 @@ search started from one seed cell (``--start``, default the tanh RNN) for ``--ho
 ``--top`` cells are confirmed with ``--confirm-seeds`` fresh paired seeds (each at its best
 ``--confirm-settings`` settings per task, judged at the best; default 1), together with the start
 cell itself, and with ``--verify N`` the best confirmed is re-trained on ``N`` held-out seeds
-(``cellsearch confirm --verify``: its verdict without the selection's winner's curse). A search **succeeds** at ``1.05x`` (``1.1x``) when a child's confirmed score is at
-least 1.05 (1.1) times the start cell's confirmed score. Reported per search: the best confirmed
+(``cellsearch confirm --verify``: its verdict without the selection's winner's curse). A search
+**succeeds** at ``1.05x`` (``1.1x``) when a child's confirmed score is at least 1.05 (1.1) times
+the start cell's confirmed score. Reported per search: the best confirmed
 ratio to the start, the minutes and the evaluations (settings trained) until the successful child
 was scored, and the pool's lineages (the longest chain of generations each above its parent);
 per space and strategy: successes over seeds; per space and seed: which strategy reached 1.1x

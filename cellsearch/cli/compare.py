@@ -25,7 +25,7 @@ from cellsearch.cell.render import to_equations
 from cellsearch.cli.pages import figure, png, write_page
 from cellsearch.cli.report import OUTCOMES, StoreData, best_so_far
 from cellsearch.errors import ConfigError, StorageError
-from cellsearch.search.confirm import confirmed
+from cellsearch.search.confirm import confirmed, verified
 from cellsearch.search.results import leaderboard
 from cellsearch.store.sqlite import Store
 
@@ -137,6 +137,13 @@ def confirmed_best(d: StoreData) -> tuple[float, str] | None:
     return best["score"], best["verdict"]
 
 
+def _verified(d: StoreData) -> str:
+    """``; verified 1.0074 (tie)`` where the store's pick was verified on held-out seeds
+    (``cellsearch confirm --verify``), else nothing."""
+    v = verified(d.store)
+    return f"; verified {v['result']['score']:.4f} ({v['result']['verdict']})" if v and v["result"] else ""
+
+
 def _funnel_row(label: str, d: StoreData) -> str:
     children = d.children()
     counts = Counter(s["outcome"] for s in children)
@@ -145,8 +152,9 @@ def _funnel_row(label: str, d: StoreData) -> str:
     rate = len(children) / span * 3600 if span > 0 else 0.0
     best = max((b for b in best_so_far(d) if b is not None), default=None)
     conf = confirmed_best(d)
+    conf_text = "-" if conf is None else f"{conf[0]:.4f} ({conf[1]})" + _verified(d)
     cells = [len(children), *(counts.get(o, 0) for o in OUTCOMES), dead, f"{span / 60:.1f}", f"{rate:.0f}",
-             "-" if best is None else f"{best:.4f}", "-" if conf is None else f"{conf[0]:.4f} ({conf[1]})"]
+             "-" if best is None else f"{best:.4f}", conf_text]
     return f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 

@@ -43,8 +43,8 @@ def verification_text(v: dict | None) -> str:
     r = v["result"]
     if r is None:
         return f"{head}: no held-out pair on every task yet ({v['seeds']} seeds asked)"
-    return (f"{head}, re-trained on {v['seeds']} held-out seeds at the settings its confirmation chose: {r['score']:.4f}, "
-            f"{r['verdict']}: {_per_task(r)}")
+    return (f"{head}, re-trained on {v['seeds']} held-out seeds at the settings its confirmation chose: "
+            f"{r['score']:.4f}, {r['verdict']}: {_per_task(r)}")
 
 
 def winners_curse(conf: dict[str, dict], searched: dict[str, float | None]) -> str:

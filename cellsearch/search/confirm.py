@@ -87,7 +87,7 @@ def confirm(db: str, *, k: int = 5, seeds: int = 5, steps: int | None = None, sa
     ``save/<cell>/<task>/seed-<s>`` (``seed-<s>-setting-<i>`` for the ``i``-th setting past the
     first; ``GraphCell.from_saved``). With ``verify`` (``N`` held-out seeds), the best confirmed
     of the top ``k`` and the baseline are then re-trained on them (:func:`verify_pick`)."""
-    if k < 1 or not 2 <= seeds <= VERIFY_SEED0 or settings < 1 or verify not in (0, *range(2, VERIFY_SEED0 + 1)):
+    if k < 1 or not 2 <= seeds <= VERIFY_SEED0 or settings < 1 or not (verify == 0 or 2 <= verify <= VERIFY_SEED0):
         raise ConfigError(f"confirm needs k >= 1, 2 <= seeds <= {VERIFY_SEED0} (an interval needs two pairs), "
                           f"settings >= 1 and verify 0 (none) or 2 to {VERIFY_SEED0}, "
                           f"got k={k}, seeds={seeds}, settings={settings}, verify={verify}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -54,9 +55,14 @@ def test_searches_side_by_side_render_in_a_browser(tmp_path, capsys):
             for seed, bs in enumerate((0.40, 0.50, 0.45)):
                 for h, score in ((base, bs), (cell, bs * 1.05)):
                     st.add_confirmation(h, t, seed, 100, {}, {"score": score, "status": "ok", "metrics": {}, "wall_s": 0})
+            for seed, bs in enumerate((0.40, 0.50), start=1000):  # held-out seeds: a tie there
+                for h, score in ((base, bs), (cell, bs * (1.01 if seed % 2 else 0.99))):
+                    st.add_confirmation(h, t, seed, 100, {}, {"score": score, "status": "ok", "metrics": {}, "wall_s": 0})
+        st.set_meta("verification", json.dumps({"cell": cell, "among": [cell], "selected_on": 3, "seeds": 2,
+                                                "steps": 100}))
     assert main(["report", a, b, "-o", str(out)]) == 0
     dom = chromium("--dump-dom", f"file://{out}").stdout
-    assert "<th>best confirmed (verdict)</th>" in dom and "<td>1.0500 (better)</td>" in dom
+    assert "<th>best confirmed (verdict)</th>" in dom and "<td>1.0500 (better); verified 1.0000 (tie)</td>" in dom
     assert main(["report", a, a, "-o", str(out)]) == 2
     assert "named twice" in capsys.readouterr().err
     assert main(["report", a, b, "--watch", "-o", str(out)]) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +137,19 @@ def test_confirm_on_a_missing_store_says_so_and_creates_nothing(tmp_path, capsys
     assert list(tmp_path.iterdir()) == []
 
 
+def killed_at(n: int):
+    """An ``on_event`` that raises ``KeyboardInterrupt`` (a kill) when run ``n`` is stored."""
+    calls = {"n": 0}
+
+    def on_event(kind, info):
+        if kind == "run":
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt("simulated kill")
+
+    return on_event
+
+
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory) -> str:
     """A tiny search's store, shared (each test confirms in its own copy)."""
@@ -157,16 +171,8 @@ def test_confirmation_is_stored_apart_and_resumes_exactly_after_a_kill(tmp_path,
     from cellsearch.nn.export import GraphCell
 
     GraphCell.from_saved(str(saved[0]))
-    calls = {"n": 0}
-
-    def killer(kind, info):
-        if kind == "run":
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise KeyboardInterrupt("simulated kill")
-
     with pytest.raises(KeyboardInterrupt):
-        confirm(cut, k=1, seeds=2, on_event=killer)
+        confirm(cut, k=1, seeds=2, on_event=killed_at(3))
     with Store(cut, write=False) as st:
         assert len(st.confirmations()) == 3
     assert confirm(cut, k=1, seeds=2) == want  # the same numbers, none repeated
@@ -281,16 +287,8 @@ def test_verification_retrains_the_best_confirmed_on_held_out_seeds_and_resumes(
         assert point_key(r["hparams"]) == point_key(chosen[(r["cell_hash"], r["task"])]["hparams"])
     assert check["result"]["tasks"]["arithmetic"]["pairs"] == 2
 
-    calls = {"n": 0}
-
-    def killer(kind, info):
-        if kind == "run":
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise KeyboardInterrupt("simulated kill")
-
     with pytest.raises(KeyboardInterrupt):
-        confirm(cut, k=2, seeds=2, verify=2, on_event=killer)
+        confirm(cut, k=2, seeds=2, verify=2, on_event=killed_at(3))
     with Store(cut, write=False) as st:
         assert verified(st)["cell"] == pick and verified(st)["result"] is None  # picked, 2 runs in
     confirm(cut, k=2, seeds=2, verify=2)
@@ -311,8 +309,6 @@ def test_verification_retrains_the_best_confirmed_on_held_out_seeds_and_resumes(
     assert main(["show", pick, "--db", full]) == 0
     assert "# verified: " + pick in capsys.readouterr().out
     from cellsearch.cli.report import build_report
-
-    from pathlib import Path
 
     assert "<b>verified: " + pick in Path(build_report(full, str(tmp_path / "r.html"))).read_text()
     with pytest.raises(SystemExit):
