@@ -47,8 +47,12 @@ def confirmed(store: Store) -> dict[str, dict]:
     """The confirmation summary of a store's runs (:func:`cellsearch.search.verdicts.summary`),
     without the verification's held-out seeds."""
     cfg = stored_config(store)
-    runs = [r for r in store.confirmations() if r["seed"] < VERIFY_SEED0]
-    return summary(runs, baseline_of(store)[1], cfg.tasks)
+    return summary(_selection_runs(store), baseline_of(store)[1], cfg.tasks)
+
+
+def _selection_runs(store: Store) -> list[dict]:
+    """The confirmation runs a pick is chosen on: every seed below the held-out ones."""
+    return [r for r in store.confirmations() if r["seed"] < VERIFY_SEED0]
 
 
 def verified(store: Store) -> dict | None:
@@ -120,7 +124,7 @@ def verify_pick(store: Store, cfg, graphs: dict[str, str], among: list[str], see
     and the baseline, each at the setting per task its confirmation was judged at, on ``verify``
     held-out seeds (:data:`VERIFY_SEED0` on)."""
     base = baseline_of(store)[1]
-    runs = [r for r in store.confirmations() if r["seed"] < VERIFY_SEED0 and r["steps"] == n_steps]
+    runs = [r for r in _selection_runs(store) if r["steps"] == n_steps]
     conf = summary(runs, base, cfg.tasks)
     if not any(c in conf for c in among):
         raise StorageError("no cell of the top k has a confirmation on every task to pick from; nothing was verified")
@@ -134,6 +138,7 @@ def verify_pick(store: Store, cfg, graphs: dict[str, str], among: list[str], see
                               f"{len(was['among'])} cells on {was['selected_on']} seeds; a second pick ({pick}) would "
                               "be chosen with the held-out seeds already seen. Verify another pick in a copy of the "
                               "store made before the verification, or run confirm without --verify")
+        mine = {**was, "seeds": verify}  # the same pick: it was chosen among the cells first named
     store.set_meta("verification", json.dumps(mine))
     chosen = chosen_runs(runs)[1]
     todo = [(cell, t, 0, HParams.from_dict(chosen[(cell, t)]["hparams"]), VERIFY_SEED0 + s)
