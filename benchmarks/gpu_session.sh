@@ -8,6 +8,9 @@
 #   bash benchmarks/gpu_session.sh population   # bench_population: per-step cost and children per hour
 #   bash benchmarks/gpu_session.sh search [P]   # a --quick search twice (P: --population P; 0: per-cell):
 #                                               # its time, and whether the two stores are equal
+#   bash benchmarks/gpu_session.sh throughput [H] [P]  # issue 32's children per hour: a --quick search of H
+#                                               # hours per-cell, then one with --population P (default
+#                                               # 0.08 h, P 32), both screened; same_hour.py's table
 #   bash benchmarks/gpu_session.sh ladder       # ladder_cost: what a child costs under --quick and the
 #                                               # default preset (PTB from $CELLSEARCH_DATA, default data/
 #                                               # in the repository: copy ../shared/data/ptb to data/ptb
@@ -15,7 +18,7 @@
 #
 # Everything it prints also goes to $OUT/<part>.log (the device tool brings $OUT back).
 set -o pipefail
-part=${1:?usage: gpu_session.sh tests|step|population|search|ladder}
+part=${1:?usage: gpu_session.sh tests|step|population|search|throughput|ladder}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 out=${OUT:-/tmp}/$part.log
 py=python3
@@ -44,6 +47,14 @@ rows = [sqlite3.connect(f).execute("SELECT cell_hash, task, hp_key, score, statu
 print("the two searches stored the same evaluations:", rows[0] == rows[1], len(rows[0]))
 PY
     done ;;
+  throughput)
+    h=${2:-0.08}; p=${3:-32}
+    for flag in "" "--population $p"; do
+      db="${OUT:-/tmp}/throughput$(echo $flag | tr -dc 0-9).db"
+      ( time $py -m cellsearch search --quick --hours "$h" $flag --db "$db" ) 2>&1 | tail -n 12 | tee -a "$out"
+    done
+    (cd benchmarks && $py same_hour.py --stores "${OUT:-/tmp}/throughput.db" "${OUT:-/tmp}/throughput$p.db") 2>&1 \
+      | tee -a "$out" ;;
   ladder)
     export CELLSEARCH_DATA=${CELLSEARCH_DATA:-$PWD/data}
     (cd benchmarks && $py ladder_cost.py --preset quick && $py ladder_cost.py --preset default) 2>&1 | tee -a "$out" ;;

@@ -106,6 +106,13 @@ class Scripted:
 
     def submit(self, job):
         self.n += 1
+        if "population" in job:  # a population round's job: one list of results per member job
+            self.done.append((self.n, [self._results(j) for j in job["population"]]))
+            return self.n
+        self.done.append((self.n, self._results(job)))
+        return self.n
+
+    def _results(self, job):
         out = []
         for d in job["settings"]:
             h = HParams(**d)
@@ -117,8 +124,7 @@ class Scripted:
             metrics = {"score": score, **({"error": f"scripted {status}"} if status in ("error", "lost") else {})}
             out.append({"hparams": asdict(h), "hp_key": h.key(), "status": status, "score": score,
                         "metrics": metrics, "wall_s": 0.0, "compile_s": 0.0})
-        self.done.append((self.n, out))
-        return self.n
+        return out
 
     def wait(self):
         return self.done.pop(0)

@@ -165,8 +165,6 @@ def search_config(args):
         changes["pool_size"] = args.pool_size
     if args.population:
         changes["population"] = args.population
-        if args.population > 1:  # rounds train children together: no ladder (a --set screen=... still counts)
-            changes["screen"] = ()
     schedule = {k: v for k, v in (("steps", args.steps), ("schedule", args.schedule),
                                   ("steps_per_epoch", args.steps_per_epoch)) if v is not None}
     dtype = resolve_dtype(args.dtype)

@@ -220,8 +220,8 @@ def args_search(s) -> None:
     s.add_argument("--workers", type=positive_int, default=1, help="evaluations in parallel (default 1)")
     s.add_argument("--population", type=positive_int, default=None, metavar="P",
                    help="evaluate P children together through the population interpreter (one compiled program "
-                        "per size class instead of one per cell), in rounds of P steps, without cheap-first "
-                        "screening; default 1 (per-cell jit)")
+                        "per size class instead of one per cell), in rounds of P steps, screened as a per-cell "
+                        "search is; default 1 (per-cell jit)")
     s.add_argument("--backend", choices=["local", "ray"], default="local", help="local processes or a Ray cluster")
     s.add_argument("--ray-address", default=None, help="Ray cluster address (e.g. auto); default: a local Ray")
     s.add_argument("--deterministic", action="store_true",

@@ -127,7 +127,7 @@ class SearchConfig:
     # compiling or training their first steps again (cellsearch.nn.resume; benchmarks/README.md,
     # "Cheap-first screening": 6 % less time a promoted child on this CPU); the store keeps each rung
     # setting's training state for it
-    continue_rungs: bool = True
+    continue_rungs: bool = True  # per-cell jit only: see continues
     eta: int = 3
     aging_population: int = 20
     aging_sample: int = 5
@@ -177,14 +177,18 @@ class SearchConfig:
             if not (0 < share <= 1 and 1 <= n <= self.settings_per_task):
                 raise ConfigError(f"SearchConfig.screen: ({share}, {n}) must be (a share of the steps in (0, 1], a "
                                   f"number of settings in 1..settings_per_task={self.settings_per_task})")
-        if self.screen and self.population > 1:
-            raise ConfigError("screening (screen) runs one step at a time; the population interpreter (population > 1) "
-                              "trains rounds: use one or the other (--set screen=none)")
         require(self, ("eta",), lambda v: v >= 2, ">= 2")
         require(self, ("screen_tasks",), lambda v: 0 <= v <= len(self.tasks), f"in 0..{len(self.tasks)}")
         if self.filter_settings > self.filter_hparams.grid_size():
             raise ConfigError(f"filter_settings ({self.filter_settings}) exceeds the filter grid's "
                               f"{self.filter_hparams.grid_size()} points")
+
+    @property
+    def continues(self) -> bool:
+        """Whether a promoted child continues its rung's kept training states: ``continue_rungs``
+        under per-cell jit. A population search (``population > 1``) trains every stage from
+        scratch: the interpreter's programs keep no training states."""
+        return self.continue_rungs and self.population == 1
 
     def train_config(self, task: str) -> TrainConfig:
         """The training schedule of one evaluation on ``task`` (the filter has its own)."""

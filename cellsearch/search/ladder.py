@@ -23,7 +23,12 @@ screening"). A child that is never promoted keeps its fate
 ``screened`` with its rung and its rank at the time (``cellsearch show``, ``top --all``, the report).
 
 Decisions read only finished steps before the deciding step, so with one worker a search and its
-resume after ``kill -9`` make the same decisions. This module imports nothing from JAX.
+resume after ``kill -9`` make the same decisions. A population search (``population > 1``) decides
+a round's steps together from what finished before the round: its first steps make the promotions
+due then (:meth:`Ladder.due`), in order, and the others propose children; a screened child's rank is
+among the children screened before its round. A round then makes the same decisions when a
+resumed search runs its other steps. There a promoted child trains its next stage from scratch
+(:attr:`~cellsearch.search.config.SearchConfig.continues`). This module imports nothing from JAX.
 """
 
 from __future__ import annotations
@@ -96,13 +101,17 @@ class Ladder:
         table = self.standings(r, step)
         return 1 + sum(d["score"] >= score for d in table), len(table) + 1
 
-    def promotion(self, before_step: int) -> tuple[str, int] | None:
-        """The child due for promotion at a step starting now, and the rung it earns (the full
-        evaluation is :attr:`top`), or ``None``: the highest rung first, its best unpromoted child
-        among the best ``floor(n / eta)``."""
+    def due(self, before_step: int) -> list[tuple[str, int]]:
+        """Every promotion due by the steps before ``before_step``, in the order they are made:
+        the highest rung first, at each rung its best unpromoted children among the best
+        ``floor(n / eta)``; each ``(cell, the rung it earns)`` (the full evaluation is :attr:`top`)."""
+        out = []
         for r in reversed(range(len(self.rungs))):
             table = self.standings(r, before_step)
-            for d in table[: len(table) // self.cfg.eta]:
-                if not d["promoted"] and (d["cell"], r + 1) not in self.busy:
-                    return d["cell"], r + 1
-        return None
+            out += [(d["cell"], r + 1) for d in table[: len(table) // self.cfg.eta] if not d["promoted"]]
+        return out
+
+    def promotion(self, before_step: int) -> tuple[str, int] | None:
+        """The promotion a step starting now makes (the first of :meth:`due` that no live step is
+        making), or ``None``."""
+        return next((p for p in self.due(before_step) if p not in self.busy), None)

@@ -18,7 +18,11 @@ pending jobs become executor payloads (:meth:`bundles`) and which jobs a payload
   (:func:`cellsearch.search.executors.run_population_job`), and results go back to the steps in step
   order once the whole wave is back. Scored children enter the pool at the round's end, in step
   order, in one transaction with the round's mark (:func:`admit`). A round starts only while
-  fewer than ``candidates`` children are done and runs only the steps that can still count.
+  fewer than ``candidates`` children are done or a screened child is due for promotion, and
+  runs only the steps that can still count: the promotions due when it opens (its first steps,
+  :meth:`cellsearch.search.steps.Search.promotions_due`), then at most the children still to do.
+  Jobs share a program when they share the task, the rung and the schedule (a child's bars are
+  its lineage's, so two children of one round may not).
 
 Exact resume under :class:`Rounds`: a killed round leaves its finished steps and their
 evaluations stored and the pool unchanged; the resumed search runs the round's other steps,
@@ -31,10 +35,14 @@ finished steps' included (the ``cover``).
 
 from __future__ import annotations
 
+import json
 import time
+from typing import TYPE_CHECKING
 
-from cellsearch.search.steps import Search
 from cellsearch.store.sqlite import Store
+
+if TYPE_CHECKING:
+    from cellsearch.search.steps import Search
 
 
 def stop_reason(store: Store, target: int | None) -> str:
@@ -55,12 +63,17 @@ def rounds(n_init: int, population: int, max_steps: int):
         r, k = r + 1, k + population
 
 
+def round_start(n_init: int, population: int, k: int) -> int:
+    """The first step of the round that holds step ``k`` (:func:`rounds`)."""
+    return 0 if k < n_init else n_init + (k - n_init) // population * population
+
+
 def admit(store: Store, search: Search, r: int, steps) -> None:
     """Admits the scored children of round ``r`` in step order, each decision seeing the
     pool as the earlier ones left it, all in one transaction with the round's mark."""
     with store.tx():  # the view reads the pool through the same connection: it sees each change
         for o in store.steps_outcomes(steps):
-            if o["kind"] == "child" and o["outcome"] == "scored":
+            if o["kind"] in ("child", "promote") and o["outcome"] == "scored":
                 add, remove = search.admit(o["cell"], o["detail"]["score"], o["detail"].get("parent"))
                 store.change_pool(o["step"], add, remove)
         store.close_round(r)
@@ -136,13 +149,18 @@ class Rounds:
         self.cover: list[str] | None = None
         self.reason: str | None = None
 
-    def pad(self, task: str) -> int:
-        """A round's programs have a fixed member count (the most its steps can send), so a
-        resumed round, which sends fewer, computes the same numbers."""
+    def pad(self, job: dict) -> int:
+        """A round's programs have a fixed member count (the most its steps can send of such a
+        job: a filter, a screen rung's or a full evaluation's), so a resumed round, which sends
+        fewer, computes the same numbers."""
         cfg = self.search.cfg
         if self.r == 0:
             return self.search.n_init * cfg.init_settings
-        return cfg.population * (cfg.filter_settings if task == cfg.filter_task else cfg.settings_per_task)
+        if job["task"] == cfg.filter_task:
+            return cfg.population * cfg.filter_settings
+        if "store_as" in job:  # a screen rung: its settings per cell (stage_train)
+            return cfg.population * job["train"]["members"]
+        return cfg.population * cfg.settings_per_task
 
     def next(self, live: set[int]) -> int | None:
         if self.queue:
@@ -182,10 +200,13 @@ class Rounds:
                     return
                 before = s.store.children_done(before_step=steps[0])
                 if target is not None:
-                    if before >= target:
+                    # the round's first steps make the promotions due (they add no child), the
+                    # others propose children while the target is not reached
+                    due = min(len(steps), s.promotions_due(steps[0]))
+                    if before >= target and not due:
                         self.reason = "budget"
                         return
-                    steps = range(steps[0], min(steps[-1] + 1, steps[0] + target - before))
+                    steps = range(steps[0], min(steps[-1] + 1, steps[0] + due + max(0, target - before)))
             finished = s.store.finished_steps()
             self.r, self.steps, self.cover = r, steps, None
             self.finished_at_open = {k for k in steps if k in finished}
@@ -198,12 +219,17 @@ class Rounds:
         if self.cover is None:  # every program of the round covers all its cells (size class, hidden size)
             self.cover = sorted(set(s.store.graphs_evaluated(iter(sorted(self.finished_at_open))))
                                 | {j["graph"] for j in jobs.values()})
-        by_task: dict[str, list[int]] = {}
+        groups: dict[tuple, list[int]] = {}  # jobs that can share a program: task, rung, schedule, options
         for k in sorted(jobs):
-            by_task.setdefault(jobs[k]["task"], []).append(k)
-        return [(ks, {"population": [jobs.pop(k) for k in ks], "members": self.pad(t),
-                      "cover": {"graphs": self.cover, "budgets": list(s.cfg.hparam_space(t).param_budget)}})
-                for t, ks in by_task.items()]
+            j = jobs[k]
+            key = (j["task"], j.get("store_as"), json.dumps([j["train"], j["task_options"]], sort_keys=True))
+            groups.setdefault(key, []).append(k)
+        out = []
+        for (t, _, _), ks in groups.items():
+            members = self.pad(jobs[ks[0]])
+            out.append((ks, {"population": [jobs.pop(k) for k in ks], "members": members,
+                             "cover": {"graphs": self.cover, "budgets": list(s.cfg.hparam_space(t).param_budget)}}))
+        return out
 
     def members(self, payload: dict) -> list[dict]:
         return payload["population"]

@@ -61,6 +61,7 @@ from cellsearch.hparams import HParams, seeded
 from cellsearch.search.config import SearchConfig
 from cellsearch.search.ladder import Ladder
 from cellsearch.search.results import MIN_BASELINE, Scores, first_best
+from cellsearch.search.schedules import round_start
 from cellsearch.store.sqlite import Store
 from cellsearch.tasks import get_task, task_options
 
@@ -306,7 +307,7 @@ class Search:
         """Step ``k``: its jobs, then its :class:`Outcome`; a step whose cell had fewer new
         settings left on a task than it asked for says so in its detail (``grid_used_up``)."""
         rng = np.random.default_rng([self.cfg.seed, k])
-        promotion = self.ladder.promotion(k) if self.ladder and k >= self.n_init else None
+        promotion = self._promotion(k)
         if k < self.n_init:
             o = yield from self._seed_step(k, rng)
         elif promotion is not None:
@@ -329,10 +330,31 @@ class Search:
             o.detail["grid_used_up"] = used
         return o
 
+    def decided_from(self, k: int) -> int:
+        """The ladder's decisions at step ``k`` read the steps before this one: ``k`` itself, or
+        under ``population > 1`` the first step of ``k``'s round (:mod:`cellsearch.search.ladder`)."""
+        return k if self.cfg.population == 1 else round_start(self.n_init, self.cfg.population, k)
+
+    def _promotion(self, k: int) -> tuple[str, int] | None:
+        """The screened child step ``k`` promotes and the rung it earns, or ``None`` (it proposes):
+        one at a time the best due that no live step is promoting; in a population round, the
+        round's ``i``-th step makes the ``i``-th promotion due before the round."""
+        if self.ladder is None or k < self.n_init:
+            return None
+        if self.cfg.population == 1:
+            return self.ladder.promotion(k)
+        k0 = self.decided_from(k)
+        due = self.ladder.due(k0)
+        return due[k - k0] if k - k0 < len(due) else None
+
     def promotion_pending(self, k: int) -> bool:
         """Whether step ``k`` would promote a screened child (a search whose children are all
         proposed still runs these steps, so its best children get their full evaluation)."""
-        return self.ladder is not None and self.ladder.promotion(k) is not None
+        return self._promotion(k) is not None
+
+    def promotions_due(self, k0: int) -> int:
+        """How many promotions are due by the steps before ``k0`` (a population round's first)."""
+        return len(self.ladder.due(k0)) if self.ladder else 0
 
     def _seed_step(self, k, rng):
         from cellsearch.nn.dedup import functional_hash  # JAX: the seed and child steps hash by function
@@ -412,7 +434,7 @@ class Search:
         ``carry_over``; for a promoted child (``from_rung``) with ``continue_rungs``, the settings
         of the rung below first (they continue its kept states) and that rung's name."""
         carry = best_settings(self.store, parent, task, self.cfg.carry_over)
-        if from_rung is None or not self.cfg.continue_rungs or task not in self.ladder.tasks:
+        if from_rung is None or not self.cfg.continues or task not in self.ladder.tasks:
             return carry, None
         below = self.ladder.rungs[from_rung].task(task)
         return [HParams(**e["hparams"]) for e in self.store.evaluations(h, below)] + carry, below
@@ -431,11 +453,11 @@ class Search:
             carry, below = self._carry(h, parent, t, r - 1 if r else None)
             settings = self._settings(h, t, rung.settings, rng, k, carry, stored=rung.task(t))
             _, failure = yield from self._evaluate(h, js, t, settings, k, steps=rung.steps[t], stored=rung.task(t),
-                                                   keep_state=self.cfg.continue_rungs, resume_from=below)
+                                                   keep_state=self.cfg.continues, resume_from=below)
             if failure:
                 return self._failed(kind, h, me, rung.task(t), failure)
         score = self.ladder.score(h, r)
-        rank, n = self.ladder.rank(score, r, k)
+        rank, n = self.ladder.rank(score, r, self.decided_from(k))
         return Outcome(kind, h, "screened", {**me, "rung": r, "rung_score": score, "rank": rank, "of": n},
                        ("screened", None))
 
