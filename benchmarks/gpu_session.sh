@@ -3,7 +3,7 @@
 # (run from the repository root on the device machine, whose image has jax[cuda], flax,
 # optax, networkx, numpy, rich and pytest; nothing is installed):
 #
-#   bash benchmarks/gpu_session.sh tests        # -m gpu tests, then the population equality tests on the GPU
+#   bash benchmarks/gpu_session.sh tests        # -m gpu tests, then the population equality and search tests on the GPU
 #   bash benchmarks/gpu_session.sh step         # bench_step: flax and cuDNN, hoisting and unroll
 #   bash benchmarks/gpu_session.sh population   # bench_population: per-step cost and children per hour
 #   bash benchmarks/gpu_session.sh search [P]   # a --quick search twice (P: --population P; 0: per-cell):
@@ -26,7 +26,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 case $part in
   tests)
     $py -m pytest -q -m gpu tests/ 2>&1 | tee -a "$out"
-    $py -m pytest -q tests/test_population.py 2>&1 | tee -a "$out" ;;
+    $py -m pytest -q tests/nn/test_population.py tests/search/test_search_population.py 2>&1 | tee -a "$out" ;;
   step)
     (cd benchmarks && $py bench_step.py --variants hoist=0,hoist=1,hoist=0/unroll=4,hoist=1/unroll=4,hoist=1/unroll=8) 2>&1 \
       | tee -a "$out" ;;

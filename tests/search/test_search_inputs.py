@@ -87,3 +87,14 @@ def test_a_store_reads_alone_once_its_space_file_is_gone(tmp_path, capsys):
     assert "confirmed" in out.out and "Traceback" not in out.err
     with pytest.raises(ConfigError, match="does not exist"):
         run_search(cfg, db)
+
+
+def test_a_population_search_keeps_the_quick_ladder(tmp_path):
+    """`--quick --population P` screens as `--quick` does (its rungs and eta); a promoted child
+    there trains from scratch, as the interpreter keeps no training states."""
+    from cellsearch.search.config import quick_config
+
+    cfg = _config(tmp_path, "--population", "4")
+    assert cfg.population == 4 and cfg.screen == quick_config().screen and cfg.screen
+    assert cfg.continue_rungs and not cfg.continues
+    assert _config(tmp_path).continues
