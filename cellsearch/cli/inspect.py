@@ -45,9 +45,10 @@ def describe(store: Store, ref: str) -> str:
     for s in history:  # the cheap-first ladder: where it stood at each rung
         d = s["detail"]
         if s["outcome"] == "screened":
+            when = f"at step {s['step']}" if cfg.population == 1 else f"when step {s['step']}'s round began"
             lines.append(f"# rung {d['rung']}: rung score {d['rung_score']:.4f}, rank {d['rank']} of {d['of']} children "
-                         f"there at step {s['step']}" + (" (promoted later)" if s is not history[-1] else
-                                                          "; not (yet) among the best to earn the next rung"))
+                         f"there {when}" + (" (promoted later)" if s is not history[-1] else
+                                            "; not (yet) among the best to earn the next rung"))
     step = history[-1] if history else store.step_of(row["hash"])
     detail = step["detail"] if step is not None else {}
     if row["status"] in ("error", "diverged") and detail.get("error"):

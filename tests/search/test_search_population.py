@@ -80,6 +80,12 @@ def test_a_population_round_screens_ranks_and_promotes_from_what_finished_before
                 assert (d["rank"], d["of"]) == ladder.rank(d["rung_score"], 0, k0)
         assert ladder.due(10**9) == []
         assert st.children_done() == 14
+        promoted = next(r for r in st.steps_rows() if r["kind"] == "promote")
+    from cellsearch.cli.inspect import describe
+
+    # `show` says what a rank in a round is among
+    with Store(a, write=False) as st:
+        assert "children there when step" in describe(st, promoted["cell_hash"])
 
 
 @pytest.mark.parametrize("crash_at", [13, 21])
