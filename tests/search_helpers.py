@@ -51,14 +51,17 @@ def dump(db):
     return out
 
 
-def crash_and_resume(cfg: SearchConfig, tmp_path, monkeypatch, crash_at: int) -> None:
+def crash_and_resume(cfg: SearchConfig, tmp_path, monkeypatch, crash_at: int, executor=None) -> None:
     """Runs ``cfg`` whole, then again with a crash at the ``crash_at``-th stored evaluation,
     resumes it, and asserts the resumed store lost nothing, repeated nothing and equals the
-    whole run's."""
+    whole run's (``executor``: a function that makes each run's executor; default real training)."""
     from cellsearch.search.driver import run_search
 
+    def run(db):
+        return run_search(cfg, db, executor=executor() if executor else None)
+
     full, cut = str(tmp_path / "full.db"), str(tmp_path / "cut.db")
-    run_search(cfg, full)
+    run(full)
     import cellsearch.store.sqlite as storage
 
     real = storage.Store.add_evaluations
@@ -72,11 +75,11 @@ def crash_and_resume(cfg: SearchConfig, tmp_path, monkeypatch, crash_at: int) ->
 
     monkeypatch.setattr(storage.Store, "add_evaluations", crashing)
     with pytest.raises(KeyboardInterrupt):
-        run_search(cfg, cut)
+        run(cut)
     monkeypatch.setattr(storage.Store, "add_evaluations", real)
     before = dump(cut)
     assert len(before["evals"]) > 0
-    summary = run_search(cfg, cut)
+    summary = run(cut)
     after = dump(cut)
     assert all(e in after["evals"] for e in before["evals"])  # nothing finished is lost
     assert summary.new_evaluations == len(after["evals"]) - len(before["evals"])  # none repeated

@@ -88,11 +88,26 @@ def test_a_population_round_screens_ranks_and_promotes_from_what_finished_before
         assert "children there when step" in describe(st, promoted["cell_hash"])
 
 
+@pytest.mark.parametrize("crash_at", [30, 40, 55])
+def test_a_screened_population_round_resumes_to_the_same_decisions(tmp_path, monkeypatch, crash_at):
+    """Killed in the middle of a screened round (its promotions and children half stored), the
+    resumed search promotes, ranks and proposes as the uninterrupted one did: the same store."""
+    from cellsearch.config import TrainConfig
+    from tests.search.test_screen import ranked
+    from tests.search_helpers import Scripted, cfg
+
+    c = cfg(candidates=14, reeval_prob=0.0, screen=((0.5, 1),), eta=3, population=3,
+            train=TrainConfig(steps=6, batch_size=4, chunk=3, eval_every=3))
+    crash_and_resume(c, tmp_path, monkeypatch, crash_at, executor=lambda: Scripted(ranked))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("crash_at", [13, 21])
 def test_a_screened_population_search_resumes_exactly(tmp_path, monkeypatch, crash_at):
     """Real training through the interpreter with a ladder: killed in the middle of a round (at
     13, children's rungs half stored; at 21, a promoted child scored and two children at their
-    rungs), the resumed search writes the store of the uninterrupted one, bit for bit."""
+    rungs), the resumed search writes the store of the uninterrupted one, bit for bit (the
+    programs' member counts and shapes are the uninterrupted round's)."""
     from cellsearch.config import TrainConfig
 
     c = config(candidates=5, screen=((0.5, 1),), eta=2, reeval_prob=0.0,
