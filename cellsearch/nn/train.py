@@ -161,8 +161,10 @@ def _make_programs(cell: CompiledCell, spec: TaskSpec, hidden: int, layers: int,
 # every new cell's programs, and on this CPU that is 30 % of a --quick search's hour; level 1
 # compiled them 17-21 % faster at the same training speed (level 0 trains 2-4x slower). Results
 # move by float rounding only: in the README's quick start 291 of 296 evaluations are the same
-# bit for bit and every verdict and the pool are the same. benchmarks/README.md, "Compile cost".
-CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+# bit for bit and every verdict and the pool are the same. XLA's older fusion path (its fusion
+# emitters off) compiles a further third faster with every score of the quick start equal bit for
+# bit. benchmarks/README.md, "Compile cost".
+CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
 
 
 def _compiled(pkey: tuple, name: str, fn, *args) -> tuple[Any, float]:
